@@ -1,0 +1,270 @@
+//! Corefile (CoreDNS configuration syntax) -> validated [`Config`].
+//!
+//! This module owns the text of the config: reading the Corefile and the
+//! files it imports, tokenizing, checking the syntax, and turning it into
+//! typed, bounded values. It must not touch anything else: it opens no
+//! sockets, reads no zone files (a `file` directive yields only a path),
+//! and starts nothing. Every problem it finds is a [`ConfigError`] naming a
+//! file, a line and what was expected; it collects as many as it can in one
+//! pass instead of stopping at the first.
+//!
+//! # Stages
+//!
+//! 1. Syntax, as written, with line numbers:
+//!    - `lexer`: environment references (`{$NAME}`, `{%NAME%}`; unset is
+//!      empty) are replaced, then the text is split into words, `"quoted
+//!      strings"` (only `\"` is an escape) and `{` `}`; `#` starts a
+//!      comment to the end of the line.
+//!    - `syntax`: words are grouped into lines, and a line may end in a
+//!      `{ ... }` block of more lines.
+//!    - `imports`: `(name) { ... }` snippets are collected and `import`
+//!      lines replaced by what they name.
+//! 2. Meaning (`resolve`, with `values` for the value words): server keys
+//!    become zones and ports, directives become fields, and rules across
+//!    blocks are checked.
+//!
+//! # What a Corefile may contain
+//!
+//! ```text
+//! # a comment
+//! (common) {                      # a snippet, pasted in by `import common`
+//!     log
+//!     errors
+//! }
+//! import conf.d/*.conf            # other files, relative to this one
+//!
+//! example.org dns://example.net:1053 {   # keys: [dns://]zone[:port], port 53 if omitted
+//!     file db.example.org example.org {  # zone file; ZONES default to the block's zones
+//!         reload 1m                      # Go duration; 0 disables
+//!     }
+//!     file db.example.net example.net
+//!     bind 192.0.2.1 ::1                 # IP addresses; none means all
+//!     import common
+//!     engine {                           # at most once in the whole config
+//!         workers 4                      # 1-1024
+//!         cpus 0-3                       # CPU list, ranges and commas
+//!         backend io_uring               # auto | io_uring | recvmmsg
+//!         ring_entries 4096              # power of two, 1-32768
+//!         batch 64                       # 1-1024
+//!         rcvbuf 4M                      # bytes, K/M/G suffixes (binary)
+//!         sndbuf 4M
+//!     }
+//!     health :8080                       # accepted, warned about, ignored
+//! }
+//! ```
+//!
+//! Rules worth knowing:
+//! - `{` ends the line it opens a block for (it may also start the next
+//!   line); `}` closes the innermost block. Every server block needs braces.
+//! - Keys may be separated by spaces or commas; a line of keys that ends in
+//!   a comma continues on the next line.
+//! - Other schemes (`tls://`, `https://`, `grpc://`) are not supported.
+//! - Two blocks may not serve the same zone on the same port.
+//! - `health`, `prometheus` and `ready` are accepted with a warning;
+//!   `transfer`, `secondary`, `tsig` and `reload` are errors, because
+//!   ignoring them would serve something other than what was asked.
+//! - A snippet must be defined above its first `import`. `import` first
+//!   looks for a snippet of that name, then for files; wildcards (`*`,
+//!   `?`) are allowed in the file name only, and a pattern that matches
+//!   nothing is a warning. Each imported file and snippet must balance its
+//!   own braces. Import cycles are errors that show the chain.
+//! - Relative paths (in `import` and `file`) are resolved against the
+//!   directory of the file the directive is written in.
+
+mod imports;
+mod lexer;
+mod resolve;
+mod syntax;
+mod values;
+
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Config and imported files larger than this are refused before reading:
+/// a Corefile is a few kilobytes, and a bound keeps a wrong path (a disk
+/// image, /dev/zero) from eating memory.
+const CONFIG_FILE_BYTES_MAX: u64 = 16 << 20;
+
+/// Reads the config file at `path` and everything it imports, then parses
+/// and validates it.
+pub fn load(path: &Path) -> Result<Config, Vec<ConfigError>> {
+    match read_config_file(path) {
+        Ok(text) => parse_str(&text, path),
+        Err(message) => Err(vec![ConfigError {
+            file: path.to_path_buf(),
+            line: 0,
+            message,
+        }]),
+    }
+}
+
+/// Parses and validates Corefile `text`. `path` is where the text came
+/// from: it names the file in messages, and `import` and `file` paths are
+/// relative to its directory. Environment references are looked up in the
+/// process environment.
+pub fn parse_str(text: &str, path: &Path) -> Result<Config, Vec<ConfigError>> {
+    let (config, errors) = parse_with_env(text, path, &|name| std::env::var(name).ok());
+    if errors.is_empty() {
+        Ok(config)
+    } else {
+        Err(errors)
+    }
+}
+
+/// All stages, with the environment passed in (tests use their own). The
+/// config is complete only when the error list is empty; its warnings are
+/// filled either way.
+fn parse_with_env(
+    text: &str,
+    path: &Path,
+    env: lexer::EnvLookup<'_>,
+) -> (Config, Vec<ConfigError>) {
+    let mut expander = imports::Expander::new(env);
+    let lines = expander.main_file(text, path);
+    let mut errors = expander.errors;
+    let config = resolve::resolve(&lines, path, &mut errors, expander.warnings);
+    (config, errors)
+}
+
+/// Reads one config or imported file, refusing directories and files over
+/// [`CONFIG_FILE_BYTES_MAX`].
+fn read_config_file(path: &Path) -> Result<String, String> {
+    let cannot = |e: std::io::Error| format!("cannot read '{}': {e}", path.display());
+    let metadata = std::fs::metadata(path).map_err(cannot)?;
+    if metadata.is_dir() {
+        return Err(format!(
+            "'{}' is a directory; expected a file",
+            path.display()
+        ));
+    }
+    if metadata.len() > CONFIG_FILE_BYTES_MAX {
+        return Err(format!(
+            "'{}' is {} bytes; expected a config file of at most {CONFIG_FILE_BYTES_MAX} bytes",
+            path.display(),
+            metadata.len()
+        ));
+    }
+    std::fs::read_to_string(path).map_err(cannot)
+}
+
+/// `relative` resolved against the directory of `file` (absolute paths are
+/// kept), so a config means the same wherever the server is started from.
+fn relative_to_file(file: &Path, relative: &str) -> PathBuf {
+    let directory = file.parent().unwrap_or(Path::new(""));
+    directory.join(relative)
+}
+
+/// A problem in the config, located at a file and line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The config or imported file the problem is in.
+    pub file: PathBuf,
+    /// 1-based; 0 when the problem is the file as a whole (it cannot be
+    /// read).
+    pub line: usize,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    /// `Corefile:7: unknown directive 'fiel'; expected one of: ...`, or
+    /// `Corefile: cannot read ...` for line 0.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line == 0 {
+            write!(f, "{}: {}", self.file.display(), self.message)
+        } else {
+            write!(f, "{}:{}: {}", self.file.display(), self.line, self.message)
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// The validated configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Config {
+    /// In the order written (imports pasted in place).
+    pub servers: Vec<ServerBlock>,
+    /// From the one `engine` directive, in any block; defaults without one.
+    pub engine: EngineConfig,
+    /// Non-fatal: e.g. "directive 'health' is not yet supported; ignored".
+    pub warnings: Vec<ConfigError>,
+}
+
+/// One `KEYS { ... }` block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerBlock {
+    /// One per key in the block header; no (zone, port) appears in two
+    /// blocks.
+    pub keys: Vec<ServerKey>,
+    /// From `bind`, without repeats; empty = wildcard (0.0.0.0 and ::).
+    pub binds: Vec<IpAddr>,
+    /// One per `file` directive; no zone appears in two of them.
+    pub files: Vec<FileZone>,
+    pub log: bool,
+    pub errors: bool,
+    /// Line of the block header, in `config_file`.
+    pub line: usize,
+    /// The file the block header is written in (the Corefile or an
+    /// imported file).
+    pub config_file: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerKey {
+    /// Absolute, lowercase, with a trailing dot; "." for the root.
+    pub zone: String,
+    /// 53 when the key names no port.
+    pub port: u16,
+}
+
+/// One `file DBFILE [ZONES...] [{ reload DURATION }]` directive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileZone {
+    /// Relative paths are resolved against the directory of the file the
+    /// directive is written in.
+    pub path: PathBuf,
+    /// The ZONES arguments (normalised like [`ServerKey::zone`], each at or
+    /// below one of the block's zones), or all the block's key zones when
+    /// omitted.
+    pub zones: Vec<String>,
+    /// `reload DURATION`; `Some(Duration::ZERO)` means disabled
+    /// (`reload 0`), `None` means not given.
+    pub reload: Option<Duration>,
+    /// Line of the directive, in `config_file`.
+    pub line: usize,
+    /// The file the directive is written in.
+    pub config_file: PathBuf,
+}
+
+/// Settings of the query engine; every `None` means "choose at start-up".
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct EngineConfig {
+    /// `workers N`, 1-1024.
+    pub workers: Option<usize>,
+    /// `cpus 0-3,6`: CPU indexes in the order written, without repeats.
+    pub cpus: Option<Vec<usize>>,
+    /// `backend auto|io_uring|recvmmsg`.
+    pub backend: Backend,
+    /// `ring_entries N`, a power of two, 1-32768.
+    pub ring_entries: Option<u32>,
+    /// `batch N`, 1-1024.
+    pub batch: Option<usize>,
+    /// `rcvbuf BYTES` (K/M/G suffixes, binary), at most `i32::MAX`.
+    pub rcvbuf: Option<usize>,
+    /// `sndbuf BYTES`, as `rcvbuf`.
+    pub sndbuf: Option<usize>,
+}
+
+#[derive(Default, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Backend {
+    /// io_uring where the kernel allows it, recvmmsg otherwise.
+    #[default]
+    Auto,
+    IoUring,
+    Recvmmsg,
+}

@@ -1,0 +1,442 @@
+//! Stage 2: expanded lines -> the validated [`Config`].
+//!
+//! Here words get their meaning: server keys become zones and ports,
+//! directives become fields, values are scanned and bounded, and rules that
+//! span blocks (one server per zone and port, one `engine`) are checked.
+
+use std::path::Path;
+use std::time::Duration;
+
+use super::lexer::Token;
+use super::syntax::{Block, Line};
+use super::values::{self, is_within};
+use super::{
+    Backend, Config, ConfigError, EngineConfig, FileZone, ServerBlock, ServerKey, relative_to_file,
+};
+
+/// The directives ringdns implements, as listed in "unknown directive"
+/// errors.
+const DIRECTIVES: &str = "bind, errors, file, log, engine";
+/// CoreDNS directives we accept and ignore (with a warning) so existing
+/// Corefiles keep working.
+const IGNORED_DIRECTIVES: [&str; 3] = ["health", "prometheus", "ready"];
+/// CoreDNS directives whose absence would change what is served, so
+/// ignoring them would be wrong.
+const UNSUPPORTED_DIRECTIVES: [&str; 4] = ["transfer", "secondary", "tsig", "reload"];
+
+/// `engine` settings with an example of each, for messages.
+const ENGINE_SETTINGS: [(&str, &str); 7] = [
+    ("workers", "workers 4"),
+    ("cpus", "cpus 0-3,6"),
+    ("backend", "backend io_uring"),
+    ("ring_entries", "ring_entries 4096"),
+    ("batch", "batch 64"),
+    ("rcvbuf", "rcvbuf 4M"),
+    ("sndbuf", "sndbuf 4M"),
+];
+const WORKERS_MAX: usize = values::CPU_INDEX_MAX + 1;
+/// The kernel's limit on io_uring submission queue entries.
+const RING_ENTRIES_MAX: usize = 32768;
+/// The kernel's limit on messages per recvmmsg/sendmmsg call (UIO_MAXIOV).
+const BATCH_MAX: usize = 1024;
+
+/// Resolves the lines of the main file (imports already pasted in). Errors
+/// are appended to `errors`; the returned config, which carries `warnings`
+/// and any new ones, is only meaningful when no errors were added.
+pub(super) fn resolve(
+    lines: &[Line],
+    main_file: &Path,
+    errors: &mut Vec<ConfigError>,
+    warnings: Vec<ConfigError>,
+) -> Config {
+    let mut resolver = Resolver {
+        errors,
+        warnings,
+        servers: Vec::new(),
+        engine: None,
+        served: Vec::new(),
+    };
+    for line in lines {
+        let Some(block) = &line.block else {
+            // A key without braces is the Caddyfile single-block form: all
+            // that follows would be read as its directives, so any further
+            // message would only mislead. One error, and stop.
+            let words: Vec<&str> = line.words.iter().map(|t| t.text.as_str()).collect();
+            resolver.error(
+                line.name(),
+                format!(
+                    "expected '{{' after server block key '{}'; ringdns needs braces around every server block",
+                    words.join(" ")
+                ),
+            );
+            break;
+        };
+        resolver.server_block(line, block);
+    }
+    let Resolver {
+        servers,
+        engine,
+        warnings,
+        ..
+    } = resolver;
+    if servers.is_empty() && errors.is_empty() {
+        errors.push(ConfigError {
+            file: main_file.to_path_buf(),
+            line: 1,
+            message:
+                "no server blocks; expected at least one like 'example.org { file db.example.org }'"
+                    .to_string(),
+        });
+    }
+    Config {
+        servers,
+        engine: engine.map(|(engine, _)| engine).unwrap_or_default(),
+        warnings,
+    }
+}
+
+struct Resolver<'a> {
+    errors: &'a mut Vec<ConfigError>,
+    warnings: Vec<ConfigError>,
+    servers: Vec<ServerBlock>,
+    /// The one `engine` directive and where it was written.
+    engine: Option<(EngineConfig, Token)>,
+    /// Every zone and port claimed so far, with the key that claimed it.
+    served: Vec<(ServerKey, Token)>,
+}
+
+impl Resolver<'_> {
+    fn error(&mut self, at: &Token, message: impl Into<String>) {
+        self.errors.push(at.error(message));
+    }
+
+    fn server_block(&mut self, line: &Line, block: &Block) {
+        let header = line.name();
+        let mut keys: Vec<ServerKey> = Vec::new();
+        let mut bad_keys = false;
+        for word in &line.words {
+            for part in word.text.split(',').filter(|part| !part.is_empty()) {
+                let key = match values::server_key(part) {
+                    Ok(key) => key,
+                    Err(message) => {
+                        self.error(word, message);
+                        bad_keys = true;
+                        continue;
+                    }
+                };
+                if let Some((_, first)) = self.served.iter().find(|(served, _)| *served == key) {
+                    let message = format!(
+                        "zone '{}' on port {} is already served by the server block at {}:{}",
+                        key.zone,
+                        key.port,
+                        first.file.display(),
+                        first.line
+                    );
+                    self.error(word, message);
+                    bad_keys = true;
+                    continue;
+                }
+                self.served.push((key.clone(), word.clone()));
+                keys.push(key);
+            }
+        }
+        if keys.is_empty() && !bad_keys {
+            self.error(header, "expected a zone name like 'example.org' before '{'");
+        }
+
+        let mut server = ServerBlock {
+            keys,
+            binds: Vec::new(),
+            files: Vec::new(),
+            log: false,
+            errors: false,
+            line: header.line,
+            config_file: header.file.to_path_buf(),
+        };
+        for directive in &block.lines {
+            self.directive(&mut server, directive);
+        }
+        self.servers.push(server);
+    }
+
+    fn directive(&mut self, server: &mut ServerBlock, line: &Line) {
+        let name = line.name();
+        match name.text.as_str() {
+            "file" => self.file(server, line),
+            "bind" => self.bind(server, line),
+            // Their arguments (log formats, error policies) are accepted and
+            // ignored until ringdns implements them.
+            "log" => server.log = true,
+            "errors" => server.errors = true,
+            "engine" => self.engine(line),
+            other if IGNORED_DIRECTIVES.contains(&other) => self
+                .warnings
+                .push(name.error(format!("directive '{other}' is not yet supported; ignored"))),
+            other if UNSUPPORTED_DIRECTIVES.contains(&other) => {
+                let message = format!("directive '{other}' is not yet supported by ringdns");
+                self.error(name, message);
+            }
+            other => {
+                let message = format!("unknown directive '{other}'; expected one of: {DIRECTIVES}");
+                self.error(name, message);
+            }
+        }
+    }
+
+    /// `file DBFILE [ZONES...] [{ reload DURATION }]`
+    fn file(&mut self, server: &mut ServerBlock, line: &Line) {
+        let name = line.name();
+        let Some((path, zone_words)) = line.args().split_first() else {
+            self.error(name, "expected a zone file path: 'file DBFILE [ZONES...]'");
+            return;
+        };
+
+        let mut zones: Vec<String> = Vec::new();
+        if zone_words.is_empty() {
+            for key in &server.keys {
+                if !zones.contains(&key.zone) {
+                    zones.push(key.zone.clone());
+                }
+            }
+        }
+        for word in zone_words {
+            let zone = match values::zone_name(&word.text) {
+                Ok(zone) => zone,
+                Err(message) => {
+                    self.error(word, format!("file: {message}"));
+                    continue;
+                }
+            };
+            // CoreDNS only routes queries within the block's zones to it,
+            // so a file for any other zone could never be asked.
+            let inside =
+                server.keys.is_empty() || server.keys.iter().any(|key| is_within(&zone, &key.zone));
+            if !inside {
+                let block_zones: Vec<&str> = server.keys.iter().map(|k| k.zone.as_str()).collect();
+                let message = format!(
+                    "zone '{zone}' is not within this server block's zones ({}); expected a zone at or below one of them",
+                    block_zones.join(", ")
+                );
+                self.error(word, message);
+                continue;
+            }
+            if !zones.contains(&zone) {
+                zones.push(zone);
+            }
+        }
+
+        for zone in &zones {
+            if let Some(other) = server.files.iter().find(|f| f.zones.contains(zone)) {
+                let message = format!(
+                    "zone '{zone}' already gets its data from the 'file' directive at {}:{}",
+                    other.config_file.display(),
+                    other.line
+                );
+                self.error(name, message);
+            }
+        }
+
+        let reload = match &line.block {
+            Some(block) => self.file_properties(block),
+            None => None,
+        };
+        server.files.push(FileZone {
+            path: relative_to_file(&path.file, &path.text),
+            zones,
+            reload,
+            line: name.line,
+            config_file: name.file.to_path_buf(),
+        });
+    }
+
+    /// The block of a `file` directive: only `reload DURATION`.
+    fn file_properties(&mut self, block: &Block) -> Option<Duration> {
+        let mut reload: Option<(Duration, usize)> = None;
+        for property in &block.lines {
+            let name = property.name();
+            if name.text != "reload" {
+                let message = format!(
+                    "unknown property '{}' in 'file' block; expected: reload",
+                    name.text
+                );
+                self.error(name, message);
+                continue;
+            }
+            if property.block.is_some() {
+                self.error(name, "'reload' takes no block; expected 'reload DURATION'");
+                continue;
+            }
+            let [value] = property.args() else {
+                self.error(
+                    name,
+                    "expected one duration after 'reload', like 'reload 30s'",
+                );
+                continue;
+            };
+            if let Some((_, first_line)) = reload {
+                self.error(
+                    name,
+                    format!("'reload' is already set at line {first_line}"),
+                );
+                continue;
+            }
+            match values::duration(&value.text) {
+                Ok(duration) => reload = Some((duration, name.line)),
+                Err(message) => self.error(value, format!("reload: {message}")),
+            }
+        }
+        reload.map(|(duration, _)| duration)
+    }
+
+    /// `bind ADDR...`
+    fn bind(&mut self, server: &mut ServerBlock, line: &Line) {
+        let name = line.name();
+        if line.args().is_empty() {
+            self.error(name, "expected at least one IP address after 'bind'");
+        }
+        if line.block.is_some() {
+            self.error(name, "'bind' takes no block; expected 'bind ADDR...'");
+        }
+        for word in line.args() {
+            if word.is_keyword("except") {
+                self.error(
+                    word,
+                    "'bind ... except' is not supported by ringdns; expected IP addresses only",
+                );
+                return;
+            }
+            match values::ip_address(&word.text) {
+                // Binding one address twice would fail at start-up for no
+                // gain; the second mention adds nothing.
+                Ok(address) if server.binds.contains(&address) => {}
+                Ok(address) => server.binds.push(address),
+                Err(message) => self.error(word, format!("bind: {message}")),
+            }
+        }
+    }
+
+    /// `engine { SETTING VALUE ... }`, at most once in the whole config
+    /// because there is one engine per process.
+    fn engine(&mut self, line: &Line) {
+        let name = line.name();
+        if let Some((_, first)) = &self.engine {
+            let message = format!(
+                "only one 'engine' directive is allowed; the first is at {}:{}",
+                first.file.display(),
+                first.line
+            );
+            self.error(name, message);
+            return;
+        }
+        if let Some(arg) = line.args().first() {
+            self.error(
+                arg,
+                "'engine' takes no arguments; expected 'engine {' with settings inside",
+            );
+        }
+        let Some(block) = &line.block else {
+            self.error(
+                name,
+                "expected '{' after 'engine', with settings like 'workers 4' inside",
+            );
+            self.engine = Some((EngineConfig::default(), name.clone()));
+            return;
+        };
+
+        let mut engine = EngineConfig::default();
+        let mut seen: Vec<(&str, usize)> = Vec::new();
+        for setting in &block.lines {
+            let setting_name = setting.name();
+            let Some(&(key, example)) = ENGINE_SETTINGS
+                .iter()
+                .find(|(key, _)| *key == setting_name.text)
+            else {
+                let valid: Vec<&str> = ENGINE_SETTINGS.iter().map(|(key, _)| *key).collect();
+                let message = format!(
+                    "unknown engine setting '{}'; expected one of: {}",
+                    setting_name.text,
+                    valid.join(", ")
+                );
+                self.error(setting_name, message);
+                continue;
+            };
+            if let Some((_, first_line)) = seen.iter().find(|(seen_key, _)| *seen_key == key) {
+                let message = format!("'{key}' is already set at line {first_line}");
+                self.error(setting_name, message);
+                continue;
+            }
+            seen.push((key, setting_name.line));
+            if setting.block.is_some() {
+                self.error(
+                    setting_name,
+                    format!("'{key}' takes no block; expected '{example}'"),
+                );
+                continue;
+            }
+            if key == "cpus" {
+                // `cpus 0-3 6` and `cpus 0-3, 6` read as `cpus 0-3,6`.
+                let parts: Vec<&str> = setting
+                    .args()
+                    .iter()
+                    .flat_map(|word| word.text.split(','))
+                    .filter(|part| !part.is_empty())
+                    .collect();
+                let Some(first) = setting.args().first() else {
+                    self.error(
+                        setting_name,
+                        format!("expected a CPU list after 'cpus', like '{example}'"),
+                    );
+                    continue;
+                };
+                match values::cpu_list(&parts.join(",")) {
+                    Ok(cpus) => engine.cpus = Some(cpus),
+                    Err(message) => self.error(first, format!("cpus: {message}")),
+                }
+                continue;
+            }
+            let [value] = setting.args() else {
+                self.error(
+                    setting_name,
+                    format!("expected one value after '{key}', like '{example}'"),
+                );
+                continue;
+            };
+            if let Err(message) = engine_setting(&mut engine, key, &value.text) {
+                self.error(value, format!("{key}: {message}"));
+            }
+        }
+        self.engine = Some((engine, name.clone()));
+    }
+}
+
+/// Sets one single-valued engine setting.
+fn engine_setting(engine: &mut EngineConfig, key: &str, text: &str) -> Result<(), String> {
+    match key {
+        "workers" => engine.workers = Some(values::count(text, 1, WORKERS_MAX, "a worker count")?),
+        "backend" => {
+            engine.backend = match text {
+                "auto" => Backend::Auto,
+                "io_uring" => Backend::IoUring,
+                "recvmmsg" => Backend::Recvmmsg,
+                _ => return Err(format!("expected auto, io_uring or recvmmsg, got '{text}'")),
+            }
+        }
+        "ring_entries" => {
+            let power_of_two =
+                || format!("expected a power of two from 1 to {RING_ENTRIES_MAX}, got '{text}'");
+            let entries = values::count(text, 1, RING_ENTRIES_MAX, "a ring size")
+                .map_err(|_| power_of_two())?;
+            if !entries.is_power_of_two() {
+                return Err(power_of_two());
+            }
+            engine.ring_entries = Some(u32::try_from(entries).map_err(|_| power_of_two())?);
+        }
+        "batch" => engine.batch = Some(values::count(text, 1, BATCH_MAX, "a batch size")?),
+        "rcvbuf" => engine.rcvbuf = Some(values::size_bytes(text)?),
+        "sndbuf" => engine.sndbuf = Some(values::size_bytes(text)?),
+        // Only names from ENGINE_SETTINGS reach here; `cpus` is handled by
+        // the caller because it takes several words.
+        _ => return Err(format!("'{key}' is not a single-valued setting")),
+    }
+    Ok(())
+}

@@ -1,0 +1,144 @@
+//! The fast path: one worker per core, each with its own SO_REUSEPORT UDP
+//! socket per listen address, answering from the published table.
+//!
+//! This module owns sockets, threads, CPU placement and per-worker
+//! counters. It never parses zones or config and never writes a table; it
+//! calls `respond()` and nothing else of the protocol.
+
+mod recvmmsg;
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread::JoinHandle;
+
+use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::publish::Published;
+
+/// How the engine runs; every field has a default that needs no tuning.
+#[derive(Clone, Debug)]
+pub struct EngineOptions {
+    pub workers: usize,
+    /// CPUs to pin worker i to (`cpus[i % len]`); empty = do not pin.
+    pub cpus: Vec<usize>,
+    /// Datagrams taken per recvmmsg and sent per sendmmsg.
+    pub batch: usize,
+    pub rcvbuf: Option<usize>,
+    pub sndbuf: Option<usize>,
+}
+
+impl EngineOptions {
+    /// One worker per CPU this process may run on, each pinned to one.
+    pub fn defaults() -> Self {
+        let cpus: Vec<usize> = core_affinity::get_core_ids()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|core| core.id)
+            .collect();
+        let workers = cpus.len().max(1);
+        EngineOptions {
+            workers,
+            cpus,
+            batch: 64,
+            rcvbuf: None,
+            sndbuf: None,
+        }
+    }
+}
+
+/// Counters one worker writes and the metrics scrape reads. Each worker
+/// owns one, on its own cache line, so no two cores write the same line.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+pub struct WorkerCounters {
+    pub received: AtomicU64,
+    pub answered: AtomicU64,
+    pub dropped: AtomicU64,
+}
+
+impl WorkerCounters {
+    /// Single-writer increment: a plain load and store, no locked instruction.
+    #[inline]
+    pub fn add(counter: &AtomicU64, value: u64) {
+        counter.store(counter.load(Ordering::Relaxed) + value, Ordering::Relaxed);
+    }
+}
+
+/// A running engine.
+pub struct Engine {
+    pub counters: Vec<Arc<WorkerCounters>>,
+    pub threads: Vec<JoinHandle<()>>,
+}
+
+/// Opens every socket first (so a busy port fails start-up with a clear
+/// error), then starts the workers.
+pub fn start(
+    listen: &[SocketAddr],
+    published: &Published,
+    options: &EngineOptions,
+) -> io::Result<Engine> {
+    let mut sockets = Vec::new();
+    for worker in 0..options.workers.max(1) {
+        for address in listen {
+            let socket = bind_udp(*address, options).map_err(|error| {
+                io::Error::new(
+                    error.kind(),
+                    format!("cannot listen on UDP {address}: {error}"),
+                )
+            })?;
+            sockets.push((worker, *address, socket));
+        }
+    }
+    let mut engine = Engine {
+        counters: Vec::new(),
+        threads: Vec::new(),
+    };
+    for _ in 0..options.workers.max(1) {
+        engine.counters.push(Arc::new(WorkerCounters::default()));
+    }
+    for (worker, address, socket) in sockets {
+        let cpu = (!options.cpus.is_empty()).then(|| options.cpus[worker % options.cpus.len()]);
+        let reader = published.reader();
+        let counters = Arc::clone(&engine.counters[worker]);
+        let batch = options.batch.clamp(1, 1024);
+        let thread = std::thread::Builder::new()
+            .name(format!("udp-{worker}"))
+            .spawn(move || {
+                if let Some(cpu) = cpu
+                    && !core_affinity::set_for_current(core_affinity::CoreId { id: cpu })
+                {
+                    eprintln!("ringdns: warning: could not pin worker {worker} to CPU {cpu}");
+                }
+                recvmmsg::serve(socket, address, reader, &counters, batch);
+            })?;
+        engine.threads.push(thread);
+    }
+    Ok(engine)
+}
+
+fn bind_udp(address: SocketAddr, options: &EngineOptions) -> io::Result<Socket> {
+    let socket = Socket::new(
+        Domain::for_address(address),
+        Type::DGRAM,
+        Some(Protocol::UDP),
+    )?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    if address.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    if address.ip().is_unspecified() {
+        // Learn each query's destination address so the reply leaves from it.
+        recvmmsg::enable_packet_info(&socket, address.is_ipv6())?;
+    }
+    if let Some(size) = options.rcvbuf {
+        socket.set_recv_buffer_size(size)?;
+    }
+    if let Some(size) = options.sndbuf {
+        socket.set_send_buffer_size(size)?;
+    }
+    socket.bind(&address.into())?;
+    Ok(socket)
+}

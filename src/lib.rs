@@ -1,0 +1,12 @@
+//! ringdns: an authoritative DNS server. See DESIGN.md for the data flow:
+//! config → zone → compile → publish → engine (fast path) / slowpath.
+
+pub mod compile;
+pub mod config;
+pub mod engine;
+pub mod publish;
+pub mod respond;
+pub mod server;
+pub mod slowpath;
+pub mod wire;
+pub mod zone;

@@ -1,0 +1,237 @@
+//! ringdns: an authoritative DNS server. This file is start-up order only:
+//! arguments, config, zones, table, then the engine and the slow path.
+
+use ringdns::{config, engine, publish, server, slowpath, wire};
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+const USAGE: &str = "usage:
+  ringdns [-conf FILE]                serve (default FILE: ./Corefile)
+  ringdns check [-conf FILE]          check the config and every zone it loads
+  ringdns check-zone ORIGIN FILE      check one zone file
+  ringdns -version";
+
+enum Command {
+    Serve(PathBuf),
+    Check(PathBuf),
+    CheckZone(String, PathBuf),
+    Version,
+    Help,
+}
+
+fn parse_arguments(arguments: &[String]) -> Result<Command, String> {
+    let mut conf = PathBuf::from("Corefile");
+    let mut rest = arguments.iter().peekable();
+    let mut check = false;
+    if let Some(first) = rest.peek() {
+        match first.as_str() {
+            "check" => {
+                check = true;
+                rest.next();
+            }
+            "check-zone" => {
+                rest.next();
+                let origin = rest.next().ok_or("check-zone needs ORIGIN and FILE")?;
+                let file = rest.next().ok_or("check-zone needs ORIGIN and FILE")?;
+                if let Some(extra) = rest.next() {
+                    return Err(format!("unexpected argument '{extra}'"));
+                }
+                return Ok(Command::CheckZone(origin.clone(), PathBuf::from(file)));
+            }
+            _ => {}
+        }
+    }
+    while let Some(argument) = rest.next() {
+        let flag = argument.trim_start_matches('-');
+        if !argument.starts_with('-') {
+            return Err(format!("unexpected argument '{argument}'"));
+        }
+        match flag.split_once('=') {
+            Some(("conf", value)) => conf = PathBuf::from(value),
+            _ => match flag {
+                "conf" => conf = PathBuf::from(rest.next().ok_or("-conf needs a file name")?),
+                "version" => return Ok(Command::Version),
+                "h" | "help" => return Ok(Command::Help),
+                _ => return Err(format!("unknown option '{argument}'")),
+            },
+        }
+    }
+    Ok(if check {
+        Command::Check(conf)
+    } else {
+        Command::Serve(conf)
+    })
+}
+
+fn main() -> ExitCode {
+    let arguments: Vec<String> = std::env::args().skip(1).collect();
+    match parse_arguments(&arguments) {
+        Ok(Command::Serve(conf)) => serve(&conf),
+        Ok(Command::Check(conf)) => check(&conf),
+        Ok(Command::CheckZone(origin, file)) => check_zone(&origin, &file),
+        Ok(Command::Version) => {
+            println!("ringdns {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+        Ok(Command::Help) => {
+            println!("{USAGE}");
+            ExitCode::SUCCESS
+        }
+        Err(message) => {
+            eprintln!("ringdns: {message}\n{USAGE}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Loads and validates the config, printing every problem.
+fn load_config(conf: &std::path::Path) -> Option<config::Config> {
+    match config::load(conf) {
+        Ok(config) => {
+            for warning in &config.warnings {
+                eprintln!("ringdns: warning: {warning}");
+            }
+            Some(config)
+        }
+        Err(errors) => {
+            for error in errors {
+                eprintln!("ringdns: error: {error}");
+            }
+            None
+        }
+    }
+}
+
+/// Prints each zone's problems; returns how many zones failed.
+fn report_zones(zones: &[server::LoadedZone]) -> usize {
+    let mut failed = 0;
+    for loaded in zones {
+        for warning in &loaded.warnings {
+            eprintln!("ringdns: warning: {warning}");
+        }
+        if let Err(problems) = &loaded.zone {
+            failed += 1;
+            for problem in problems {
+                eprintln!("ringdns: error: {problem}");
+            }
+            eprintln!(
+                "ringdns: zone {} not loaded: its names answer SERVFAIL",
+                loaded.source.origin_text
+            );
+        }
+    }
+    failed
+}
+
+fn check(conf: &std::path::Path) -> ExitCode {
+    let Some(config) = load_config(conf) else {
+        return ExitCode::FAILURE;
+    };
+    let zones = server::load_zones(&server::zone_sources(&config));
+    if report_zones(&zones) > 0 {
+        return ExitCode::FAILURE;
+    }
+    for loaded in &zones {
+        if let Ok(zone) = &loaded.zone {
+            println!(
+                "{}: serial {}, {} records: OK",
+                loaded.source.origin_text,
+                zone.serial(),
+                zone.record_count()
+            );
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+fn check_zone(origin: &str, file: &std::path::Path) -> ExitCode {
+    let Some(origin_wire) = wire::name::from_text(origin) else {
+        eprintln!("ringdns: error: '{origin}' is not a domain name");
+        return ExitCode::FAILURE;
+    };
+    let source = server::ZoneSource {
+        origin_text: wire::name::to_text(&origin_wire),
+        origin: origin_wire,
+        path: file.to_path_buf(),
+    };
+    let zones = server::load_zones(&[source]);
+    if report_zones(&zones) > 0 {
+        return ExitCode::FAILURE;
+    }
+    check_report(&zones)
+}
+
+fn check_report(zones: &[server::LoadedZone]) -> ExitCode {
+    for loaded in zones {
+        if let Ok(zone) = &loaded.zone {
+            println!(
+                "{}: serial {}, {} records: OK",
+                loaded.source.origin_text,
+                zone.serial(),
+                zone.record_count()
+            );
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+fn serve(conf: &std::path::Path) -> ExitCode {
+    let Some(config) = load_config(conf) else {
+        return ExitCode::FAILURE;
+    };
+    let zones = server::load_zones(&server::zone_sources(&config));
+    let failed = report_zones(&zones);
+    let started = std::time::Instant::now();
+    let table = server::compile_zones(&zones);
+    eprintln!(
+        "ringdns: compiled {} zone(s) ({} failed), {} names, in {} ms",
+        zones.len(),
+        failed,
+        table.name_count(),
+        started.elapsed().as_millis()
+    );
+    let published = publish::Published::new(table);
+
+    let mut options = engine::EngineOptions::defaults();
+    let engine_config = &config.engine;
+    if let Some(workers) = engine_config.workers {
+        options.workers = workers;
+    }
+    if let Some(cpus) = &engine_config.cpus {
+        options.cpus = cpus.clone();
+    }
+    if let Some(batch) = engine_config.batch {
+        options.batch = batch;
+    }
+    options.rcvbuf = engine_config.rcvbuf;
+    options.sndbuf = engine_config.sndbuf;
+    if engine_config.backend == config::Backend::IoUring {
+        eprintln!("ringdns: warning: the io_uring backend is not built yet; using recvmmsg");
+    }
+
+    let listen = server::listen_addresses(&config);
+    let engine = match engine::start(&listen, &published, &options) {
+        Ok(engine) => engine,
+        Err(error) => {
+            eprintln!("ringdns: error: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Err(error) =
+        slowpath::tcp::start(&listen, &published, &slowpath::tcp::TcpOptions::default())
+    {
+        eprintln!("ringdns: error: {error}");
+        return ExitCode::FAILURE;
+    }
+    let addresses: Vec<String> = listen.iter().map(ToString::to_string).collect();
+    eprintln!(
+        "ringdns: serving on {} (UDP and TCP), {} worker(s), backend recvmmsg",
+        addresses.join(", "),
+        options.workers
+    );
+    for thread in engine.threads {
+        let _ = thread.join();
+    }
+    ExitCode::SUCCESS
+}

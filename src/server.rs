@@ -1,0 +1,108 @@
+//! From a validated config to what the server serves: which zone files to
+//! load for which origins, which addresses to listen on, and the compiled
+//! table. Shared by `ringdns` (serve) and `ringdns check`.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::PathBuf;
+
+use crate::compile::{self, AnswerTable, ZoneInput};
+use crate::config::Config;
+use crate::wire::name;
+use crate::zone::{self, Zone, ZoneProblem};
+
+/// One zone to serve from one file.
+#[derive(Clone, Debug)]
+pub struct ZoneSource {
+    /// Apex in presentation format, as configured (e.g. "example.com.").
+    pub origin_text: String,
+    pub origin: Vec<u8>,
+    pub path: PathBuf,
+}
+
+/// Every zone the config asks for, once each (the config parser already
+/// rejects one zone served twice on one port).
+pub fn zone_sources(config: &Config) -> Vec<ZoneSource> {
+    let mut sources: BTreeMap<Vec<u8>, ZoneSource> = BTreeMap::new();
+    for block in &config.servers {
+        for file in &block.files {
+            for origin_text in &file.zones {
+                let Some(origin) = name::from_text(origin_text) else {
+                    continue;
+                };
+                sources.entry(origin.clone()).or_insert_with(|| ZoneSource {
+                    origin_text: origin_text.clone(),
+                    origin,
+                    path: file.path.clone(),
+                });
+            }
+        }
+    }
+    sources.into_values().collect()
+}
+
+/// The outcome of loading one zone.
+pub struct LoadedZone {
+    pub source: ZoneSource,
+    pub zone: Result<Zone, Vec<ZoneProblem>>,
+    pub warnings: Vec<ZoneProblem>,
+}
+
+pub fn load_zones(sources: &[ZoneSource]) -> Vec<LoadedZone> {
+    sources
+        .iter()
+        .map(
+            |source| match zone::load_file(&source.origin, &source.path) {
+                Ok(loaded) => LoadedZone {
+                    source: source.clone(),
+                    zone: Ok(loaded.zone),
+                    warnings: loaded.warnings,
+                },
+                Err(problems) => LoadedZone {
+                    source: source.clone(),
+                    zone: Err(problems),
+                    warnings: Vec::new(),
+                },
+            },
+        )
+        .collect()
+}
+
+/// Compiles every zone; a zone that failed to load answers SERVFAIL.
+pub fn compile_zones(zones: &[LoadedZone]) -> AnswerTable {
+    let inputs: Vec<ZoneInput<'_>> = zones
+        .iter()
+        .map(|loaded| match &loaded.zone {
+            Ok(zone) => ZoneInput::Loaded(zone),
+            Err(_) => ZoneInput::Failed {
+                origin: loaded.source.origin.clone(),
+            },
+        })
+        .collect();
+    compile::compile(&inputs)
+}
+
+/// Every address to listen on: each `bind` address (or both wildcards)
+/// on each port of the block's keys.
+pub fn listen_addresses(config: &Config) -> Vec<SocketAddr> {
+    let mut addresses = Vec::new();
+    for block in &config.servers {
+        let ips: Vec<IpAddr> = if block.binds.is_empty() {
+            vec![
+                IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+                IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+            ]
+        } else {
+            block.binds.clone()
+        };
+        for key in &block.keys {
+            for ip in &ips {
+                let address = SocketAddr::new(*ip, key.port);
+                if !addresses.contains(&address) {
+                    addresses.push(address);
+                }
+            }
+        }
+    }
+    addresses
+}

@@ -1,0 +1,5 @@
+//! The slow path: everything that is not a UDP query. Today that is DNS over
+//! TCP; zone transfers, NOTIFY and HTTP endpoints come here too. It reads
+//! published tables like the workers do and never writes one.
+
+pub mod tcp;
