@@ -268,3 +268,6 @@ impl Reply<'_> {
         at + 12 + rdata_len
     }
 }
+
+#[cfg(test)]
+mod tests;

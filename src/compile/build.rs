@@ -273,7 +273,6 @@ impl<'z, 't> ZoneCompiler<'z, 't> {
     }
 
     fn node(&mut self, owner: &[u8]) -> Node {
-        let origin = self.origin();
         if self.cuts.contains(owner) {
             let referral = self.referral(owner);
             // DS lives in the parent (RFC 4035 §3.1.4.1): answered, not referred.
@@ -313,7 +312,6 @@ impl<'z, 't> ZoneCompiler<'z, 't> {
         } else {
             Below::Fixed(self.nxdomain)
         };
-        let _ = origin;
         Node { exact, below }
     }
 
@@ -367,7 +365,10 @@ impl<'z, 't> ZoneCompiler<'z, 't> {
 
     fn cname_chain(&mut self, encloser: &[u8], owner: OwnerName, cname: &'z Rrset) -> TypedAnswers {
         let mut steps: Vec<(OwnerName, &'z Rrset)> = vec![(owner.clone(), cname)];
-        let mut visited: Vec<Vec<u8>> = Vec::new();
+        let mut visited: Vec<Vec<u8>> = match &owner {
+            OwnerName::Name(start) => vec![start.clone()],
+            OwnerName::Question => Vec::new(),
+        };
         let mut target = name::to_lowercase(&cname.rdatas[0]);
         let end = loop {
             if visited.contains(&target) || steps.len() > CNAME_CHAIN_MAX {
@@ -375,7 +376,7 @@ impl<'z, 't> ZoneCompiler<'z, 't> {
             }
             visited.push(target.clone());
             let rrsets = match self.find(&target) {
-                Target::Exists(rrsets) if rrsets.is_empty() => break ChainEnd::NoData,
+                Target::Exists([]) => break ChainEnd::NoData,
                 Target::Exists(rrsets) | Target::Wildcard(rrsets) => rrsets,
                 Target::NxDomain => break ChainEnd::NxDomain,
                 Target::Delegated(cut) => break ChainEnd::Referral(cut),
@@ -390,8 +391,7 @@ impl<'z, 't> ZoneCompiler<'z, 't> {
             }
         };
 
-        let chain_builder = |this: &Self| {
-            let _ = this;
+        let chain_builder = || {
             let mut builder = BodyBuilder::new(encloser);
             for (step_owner, rrset) in &steps {
                 builder.add_rrset(step_owner.as_owner(), rrset.rtype, rrset.ttl, &rrset.rdatas);
@@ -405,7 +405,7 @@ impl<'z, 't> ZoneCompiler<'z, 't> {
         listed.push((rtype::ANY, only_cname));
         if let ChainEnd::Data(data_owner, rrsets) = &end {
             for rrset in rrsets.iter() {
-                let mut builder = chain_builder(self);
+                let mut builder = chain_builder();
                 builder.add_rrset(data_owner.as_owner(), rrset.rtype, rrset.ttl, &rrset.rdatas);
                 self.add_additional(&mut builder, std::iter::once(rrset));
                 let answer = push_answer(
@@ -419,7 +419,7 @@ impl<'z, 't> ZoneCompiler<'z, 't> {
                 listed.push((rrset.rtype, answer));
             }
         }
-        let mut builder = chain_builder(self);
+        let mut builder = chain_builder();
         let rcode = match end {
             ChainEnd::Data(..) | ChainEnd::NoData => {
                 self.add_negative_soa(&mut builder);

@@ -33,6 +33,14 @@ pub fn load_file(origin: &[u8], path: &Path) -> Result<Loaded, Vec<ZoneProblem>>
     build_zone(origin, records, path)
 }
 
+/// Like `load_file`, for zone text already in memory; `path` names it in
+/// messages and anchors relative `$INCLUDE`s.
+pub fn load_text(origin: &[u8], text: &str, path: &Path) -> Result<Loaded, Vec<ZoneProblem>> {
+    let mut records = Vec::new();
+    scan_text(text, path, origin, 0, &mut records).map_err(|problem| vec![problem])?;
+    build_zone(origin, records, path)
+}
+
 /// Zone text after expansion, ready for the `domain` scanner.
 struct Prepared {
     text: String,
@@ -121,7 +129,22 @@ fn scan_file(
     };
     let text = std::fs::read_to_string(path)
         .map_err(|error| problem(0, format!("cannot read zone file: {error}")))?;
-    let prepared = prepare(&text, path)?;
+    scan_text(&text, path, origin, depth, records)
+}
+
+fn scan_text(
+    text: &str,
+    path: &Path,
+    origin: &[u8],
+    depth: usize,
+    records: &mut Vec<SourcedRecord>,
+) -> Result<(), ZoneProblem> {
+    let problem = |line: usize, message: String| ZoneProblem {
+        file: path.to_path_buf(),
+        line,
+        message,
+    };
+    let prepared = prepare(text, path)?;
     let origin_name = Name::from_octets(Bytes::copy_from_slice(origin))
         .map_err(|_| problem(0, "bad origin".into()))?;
     let mut scanner = Zonefile::from(prepared.text.as_str());

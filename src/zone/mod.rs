@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 
-pub use load::load_file;
+pub use load::{Loaded, load_file, load_text};
 
 /// One problem found in zone data, with where it is.
 #[derive(Clone, Debug, PartialEq, Eq)]

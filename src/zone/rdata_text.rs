@@ -205,7 +205,7 @@ fn eui(tokens: &[String], length: usize) -> Result<Vec<u8>, String> {
 }
 
 fn hex(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return None;
     }
     (0..text.len())

@@ -1,0 +1,419 @@
+//! `respond()` against a zone with every case of the core issue. Replies are
+//! parsed back with a small independent reader so each section can be
+//! checked record by record.
+
+use super::*;
+use crate::compile::{ZoneInput, compile};
+use crate::wire::name::{from_text, read_compressed, to_text};
+use std::path::Path;
+
+const ZONE: &str = r#"
+$ORIGIN example.
+$TTL 3600
+@        SOA   ns1 hostmaster 2026112601 7200 900 1209600 300
+         NS    ns1
+         NS    ns2.sub
+         MX    10 mail
+ns1      A     192.0.2.1
+         AAAA  2001:db8::1
+mail     A     192.0.2.25
+www      A     192.0.2.80
+alias    CNAME www
+chain1   CNAME chain2
+chain2   CNAME alias
+loop1    CNAME loop2
+loop2    CNAME loop1
+outside  CNAME www.example.net.
+dangling CNAME nothing
+a.b.c    TXT   "deep"
+*.wild   A     192.0.2.100
+*.wild   TXT   "wild"
+x.y.blk  A     192.0.2.7
+*.blk    A     192.0.2.8
+*.wcname CNAME www
+sub      NS    ns1.sub
+sub      NS    ns2.sub
+sub      DS    12345 8 2 49FD46E6C4B45C55D4AC69CBD3CD34AC1AFE51DE49FD46E6C4B45C55D4AC69CB
+ns1.sub  A     192.0.2.53
+ns2.sub  A     192.0.2.54
+red      DNAME blue
+blue     A     192.0.2.9
+x.blue   A     192.0.2.10
+$GENERATE 1-40 big A 10.0.0.$
+"#;
+
+struct Parsed {
+    id: u16,
+    flags: u16,
+    rcode: u16,
+    question: Vec<u8>,
+    /// (section, owner text, type, ttl, rdata as text-ish)
+    records: Vec<(usize, String, u16, u32, String)>,
+    opt: Option<(u16, u32)>,
+}
+
+fn parse(reply: &[u8]) -> Parsed {
+    let count = |at: usize| u16::from_be_bytes([reply[at], reply[at + 1]]) as usize;
+    let mut position = 12;
+    let mut question = Vec::new();
+    for _ in 0..count(4) {
+        let mut name = Vec::new();
+        let end = read_compressed(reply, position, &mut name).expect("question name");
+        question = reply[position..end + 4].to_vec();
+        position = end + 4;
+    }
+    let mut records = Vec::new();
+    let mut opt = None;
+    let mut extended = 0;
+    let counts = [count(6), count(8), count(10)];
+    for (section, total) in counts.into_iter().enumerate() {
+        for _ in 0..total {
+            let mut owner = Vec::new();
+            position = read_compressed(reply, position, &mut owner).expect("owner");
+            let field = |at: usize| u16::from_be_bytes([reply[at], reply[at + 1]]);
+            let rtype = field(position);
+            let class = field(position + 2);
+            let ttl = u32::from_be_bytes(reply[position + 4..position + 8].try_into().unwrap());
+            let length = field(position + 8) as usize;
+            let rdata_at = position + 10;
+            position = rdata_at + length;
+            assert!(position <= reply.len(), "record runs past the end");
+            if rtype == rtype::OPT {
+                opt = Some((class, ttl));
+                extended = (ttl >> 24) << 4;
+                continue;
+            }
+            let rdata = match rtype {
+                rtype::CNAME | rtype::NS | rtype::DNAME => {
+                    let mut target = Vec::new();
+                    read_compressed(reply, rdata_at, &mut target).expect("rdata name");
+                    to_text(&target)
+                }
+                rtype::A => reply[rdata_at..position]
+                    .iter()
+                    .map(u8::to_string)
+                    .collect::<Vec<_>>()
+                    .join("."),
+                _ => format!("{} bytes", length),
+            };
+            records.push((section, to_text(&owner), rtype, ttl, rdata));
+        }
+    }
+    assert_eq!(position, reply.len(), "trailing bytes");
+    let flags = u16::from_be_bytes([reply[2], reply[3]]);
+    Parsed {
+        id: u16::from_be_bytes([reply[0], reply[1]]),
+        flags,
+        rcode: (flags & 0xF) | extended as u16,
+        question,
+        records,
+        opt,
+    }
+}
+
+fn query(name: &str, qtype: u16, edns: Option<(u16, u32)>) -> Vec<u8> {
+    let mut packet = vec![
+        0xAB,
+        0xCD,
+        0x01,
+        0x00,
+        0,
+        1,
+        0,
+        0,
+        0,
+        0,
+        0,
+        u8::from(edns.is_some()),
+    ];
+    // Keep the caller's case: build the wire name by hand.
+    for label in name
+        .trim_end_matches('.')
+        .split('.')
+        .filter(|l| !l.is_empty())
+    {
+        packet.push(label.len() as u8);
+        packet.extend_from_slice(label.as_bytes());
+    }
+    packet.push(0);
+    packet.extend_from_slice(&qtype.to_be_bytes());
+    packet.extend_from_slice(&1u16.to_be_bytes());
+    if let Some((size, ttl)) = edns {
+        packet.extend_from_slice(&[0, 0, 41]);
+        packet.extend_from_slice(&size.to_be_bytes());
+        packet.extend_from_slice(&ttl.to_be_bytes());
+        packet.extend_from_slice(&[0, 0]);
+    }
+    packet
+}
+
+fn table() -> AnswerTable {
+    let origin = from_text("example").unwrap();
+    let loaded = crate::zone::load_text(&origin, ZONE, Path::new("test.zone")).expect("zone loads");
+    compile(&[ZoneInput::Loaded(&loaded.zone)])
+}
+
+fn ask(table: &AnswerTable, packet: &[u8], transport: Transport) -> Option<Parsed> {
+    let mut out = vec![0u8; 65535];
+    let mut scratch = Query::default();
+    let length = respond(&mut scratch, packet, table, transport, &mut out);
+    (length > 0).then(|| parse(&out[..length]))
+}
+
+fn udp(table: &AnswerTable, name: &str, qtype: u16) -> Parsed {
+    ask(table, &query(name, qtype, None), Transport::Udp).expect("a reply")
+}
+
+fn section(parsed: &Parsed, wanted: usize) -> Vec<(String, u16, String)> {
+    parsed
+        .records
+        .iter()
+        .filter(|r| r.0 == wanted)
+        .map(|r| (r.1.clone(), r.2, r.4.clone()))
+        .collect()
+}
+
+fn aa(parsed: &Parsed) -> bool {
+    parsed.flags & FLAG_AA != 0
+}
+
+#[test]
+fn positive_answer_echoes_header_and_question_case() {
+    let table = table();
+    let packet = query("WwW.ExAmple", rtype::A, None);
+    let reply = ask(&table, &packet, Transport::Udp).unwrap();
+    assert_eq!(reply.id, 0xABCD);
+    assert!(aa(&reply));
+    assert_eq!(reply.flags & 0x8000, 0x8000, "QR");
+    assert_eq!(reply.flags & FLAG_RD, FLAG_RD, "RD copied");
+    assert_eq!(reply.flags & 0x0080, 0, "RA clear");
+    assert_eq!(
+        reply.question,
+        packet[12..].to_vec(),
+        "question echoed byte for byte"
+    );
+    assert_eq!(
+        section(&reply, 0),
+        vec![(
+            "WwW.ExAmple.".to_string(),
+            rtype::A,
+            "192.0.2.80".to_string()
+        )]
+    );
+    assert!(reply.opt.is_none(), "no OPT without one in the query");
+}
+
+#[test]
+fn negative_answers_carry_the_soa_with_the_negative_ttl() {
+    let table = table();
+    let nxdomain = udp(&table, "nope.a.b.c.nothing.example", rtype::A);
+    assert_eq!(nxdomain.rcode, rcode::NXDOMAIN as u16);
+    assert!(aa(&nxdomain));
+    let authority: Vec<_> = nxdomain.records.iter().filter(|r| r.0 == 1).collect();
+    assert_eq!(authority.len(), 1);
+    assert_eq!(
+        (authority[0].1.as_str(), authority[0].2, authority[0].3),
+        ("example.", rtype::SOA, 300)
+    );
+    // Empty non-terminals and missing types are NODATA.
+    for (name, qtype) in [
+        ("b.c.example", rtype::A),
+        ("c.example", rtype::TXT),
+        ("www.example", rtype::MX),
+    ] {
+        let nodata = udp(&table, name, qtype);
+        assert_eq!(nodata.rcode, 0, "{name}");
+        assert!(section(&nodata, 0).is_empty());
+        assert_eq!(section(&nodata, 1)[0].1, rtype::SOA);
+    }
+}
+
+#[test]
+fn referrals_and_ds_at_the_cut() {
+    let table = table();
+    for name in ["sub.example", "ns1.sub.example", "deep.below.sub.example"] {
+        let referral = udp(&table, name, rtype::A);
+        assert!(!aa(&referral), "{name}: referrals are not authoritative");
+        assert_eq!(referral.rcode, 0);
+        assert!(section(&referral, 0).is_empty());
+        assert_eq!(section(&referral, 1).len(), 2);
+        assert!(
+            section(&referral, 1)
+                .iter()
+                .all(|r| r.0 == "sub.example." && r.1 == rtype::NS)
+        );
+        let glue: Vec<String> = section(&referral, 2).into_iter().map(|r| r.2).collect();
+        assert_eq!(glue, vec!["192.0.2.53", "192.0.2.54"]);
+    }
+    let ds = udp(&table, "sub.example", rtype::DS);
+    assert!(aa(&ds));
+    assert_eq!(section(&ds, 0)[0].1, rtype::DS);
+    // Apex NS: the sibling-glue name server's address comes from below the cut.
+    let apex = udp(&table, "example", rtype::NS);
+    assert!(aa(&apex));
+    assert_eq!(section(&apex, 2).len(), 3, "ns1 A+AAAA and ns2.sub A");
+}
+
+#[test]
+fn cname_chains_loops_and_exits() {
+    let table = table();
+    let chain = udp(&table, "chain1.example", rtype::A);
+    let answer: Vec<(String, u16)> = section(&chain, 0).into_iter().map(|r| (r.0, r.1)).collect();
+    assert_eq!(
+        answer,
+        vec![
+            ("chain1.example.".into(), rtype::CNAME),
+            ("chain2.example.".into(), rtype::CNAME),
+            ("alias.example.".into(), rtype::CNAME),
+            ("www.example.".into(), rtype::A)
+        ]
+    );
+    let only = udp(&table, "chain1.example", rtype::CNAME);
+    assert_eq!(section(&only, 0).len(), 1);
+    let looped = udp(&table, "loop1.example", rtype::A);
+    assert_eq!(looped.rcode, 0);
+    assert_eq!(section(&looped, 0).len(), 2);
+    let outside = udp(&table, "outside.example", rtype::A);
+    assert_eq!(
+        section(&outside, 0),
+        vec![(
+            "outside.example.".into(),
+            rtype::CNAME,
+            "www.example.net.".into()
+        )]
+    );
+    let dangling = udp(&table, "dangling.example", rtype::A);
+    assert_eq!(
+        dangling.rcode,
+        rcode::NXDOMAIN as u16,
+        "RFC 6604: the chain's last name decides"
+    );
+    assert_eq!(section(&dangling, 0).len(), 1);
+}
+
+#[test]
+fn wildcards_per_rfc_4592() {
+    let table = table();
+    let wild = udp(&table, "anything.wild.example", rtype::TXT);
+    assert_eq!(section(&wild, 0)[0].0, "anything.wild.example.");
+    let deeper = udp(&table, "a.b.wild.example", rtype::A);
+    assert_eq!(
+        section(&deeper, 0),
+        vec![("a.b.wild.example.".into(), rtype::A, "192.0.2.100".into())]
+    );
+    let nodata = udp(&table, "x.wild.example", rtype::MX);
+    assert_eq!((nodata.rcode, section(&nodata, 0).len()), (0, 0));
+    // The empty non-terminal y.blk blocks *.blk for names below it.
+    let blocked = udp(&table, "z.y.blk.example", rtype::A);
+    assert_eq!(blocked.rcode, rcode::NXDOMAIN as u16);
+    let matched = udp(&table, "q.blk.example", rtype::A);
+    assert_eq!(section(&matched, 0)[0].2, "192.0.2.8");
+    let wcname = udp(&table, "foo.wcname.example", rtype::A);
+    let answer: Vec<(String, u16)> = section(&wcname, 0)
+        .into_iter()
+        .map(|r| (r.0, r.1))
+        .collect();
+    assert_eq!(
+        answer,
+        vec![
+            ("foo.wcname.example.".into(), rtype::CNAME),
+            ("www.example.".into(), rtype::A)
+        ]
+    );
+}
+
+#[test]
+fn dname_synthesises_a_cname() {
+    let table = table();
+    let reply = udp(&table, "x.Red.example", rtype::A);
+    let answer = section(&reply, 0);
+    assert_eq!(
+        answer[0],
+        ("Red.example.".into(), rtype::DNAME, "blue.example.".into())
+    );
+    assert_eq!(
+        answer[1],
+        (
+            "x.Red.example.".into(),
+            rtype::CNAME,
+            "x.blue.example.".into()
+        )
+    );
+    assert_eq!(reply.rcode, 0);
+}
+
+#[test]
+fn refusals_and_errors() {
+    let table = table();
+    let outside = udp(&table, "www.example.org", rtype::A);
+    assert_eq!(outside.rcode, rcode::REFUSED as u16);
+    assert!(!aa(&outside));
+    let mut chaos = query("version.bind", rtype::TXT, None);
+    let class_at = chaos.len() - 2;
+    chaos[class_at..].copy_from_slice(&3u16.to_be_bytes());
+    assert_eq!(
+        ask(&table, &chaos, Transport::Udp).unwrap().rcode,
+        rcode::REFUSED as u16
+    );
+    let mut response = query("www.example", rtype::A, None);
+    response[2] |= 0x80;
+    assert!(
+        ask(&table, &response, Transport::Udp).is_none(),
+        "QR=1 is dropped"
+    );
+    let mut status = query("www.example", rtype::A, None);
+    status[2] = 0x10;
+    assert_eq!(
+        ask(&table, &status, Transport::Udp).unwrap().rcode,
+        rcode::NOTIMP as u16
+    );
+    let badvers = ask(
+        &table,
+        &query("www.example", rtype::A, Some((1232, 0x0001_0000))),
+        Transport::Udp,
+    )
+    .unwrap();
+    assert_eq!(badvers.rcode, rcode::BADVERS);
+    assert!(badvers.records.is_empty());
+}
+
+#[test]
+fn edns_and_truncation() {
+    let table = table();
+    let with_opt = ask(
+        &table,
+        &query("www.example", rtype::A, Some((4096, 0x8000))),
+        Transport::Udp,
+    )
+    .unwrap();
+    let (payload, ttl) = with_opt.opt.expect("OPT echoed");
+    assert_eq!(payload, UDP_PAYLOAD_SIZE_MAX);
+    assert_eq!(ttl & 0x8000, 0x8000, "DO echoed");
+    // 40 A records: 16*40 + header > 512 without EDNS.
+    let truncated = udp(&table, "big.example", rtype::A);
+    assert_eq!(truncated.flags & FLAG_TC, FLAG_TC);
+    assert!(truncated.records.is_empty());
+    let fits = ask(
+        &table,
+        &query("big.example", rtype::A, Some((1232, 0))),
+        Transport::Udp,
+    )
+    .unwrap();
+    assert_eq!(fits.flags & FLAG_TC, 0);
+    assert_eq!(section(&fits, 0).len(), 40);
+    let tcp = ask(
+        &table,
+        &query("big.example", rtype::A, None),
+        Transport::Tcp,
+    )
+    .unwrap();
+    assert_eq!(section(&tcp, 0).len(), 40);
+}
+
+#[test]
+fn any_returns_every_rrset_at_the_name() {
+    let table = table();
+    let any = udp(&table, "ns1.example", rtype::ANY);
+    let types: Vec<u16> = section(&any, 0).into_iter().map(|r| r.1).collect();
+    assert_eq!(types, vec![rtype::A, rtype::AAAA]);
+}

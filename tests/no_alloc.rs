@@ -1,0 +1,111 @@
+//! The fast path allocates nothing per query: a counting global allocator
+//! watches `respond()` and the table reader answer every kind of query.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use ringdns::compile::{ZoneInput, compile};
+use ringdns::publish::Published;
+use ringdns::respond::{Transport, respond};
+use ringdns::wire::name::from_text;
+use ringdns::wire::query::Query;
+
+struct CountingAllocator;
+
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: forwards to the system allocator unchanged; only counts calls.
+unsafe impl GlobalAlloc for CountingAllocator {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, pointer: *mut u8, layout: Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(pointer, layout) }
+    }
+    unsafe fn realloc(&self, pointer: *mut u8, layout: Layout, size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.realloc(pointer, layout, size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: CountingAllocator = CountingAllocator;
+
+const ZONE: &str = "$ORIGIN example.\n$TTL 60\n@ SOA ns hm 1 2 3 4 5\n NS ns\nns A 192.0.2.1\nwww A 192.0.2.2\nalias CNAME www\n*.wild A 192.0.2.3\nsub NS ns.sub\nns.sub A 192.0.2.4\nred DNAME blue\n";
+
+fn query(name: &[u8], qtype: u16, edns: bool) -> Vec<u8> {
+    let mut packet = vec![1, 2, 1, 0, 0, 1, 0, 0, 0, 0, 0, u8::from(edns)];
+    packet.extend_from_slice(name);
+    packet.extend_from_slice(&qtype.to_be_bytes());
+    packet.extend_from_slice(&[0, 1]);
+    if edns {
+        packet.extend_from_slice(&[0, 0, 41, 4, 208, 0, 0, 0x80, 0, 0, 0]);
+    }
+    packet
+}
+
+#[test]
+fn answering_allocates_nothing() {
+    let origin = from_text("example").unwrap();
+    let loaded = ringdns::zone::load_text(&origin, ZONE, Path::new("zone")).unwrap();
+    let published = Published::new(compile(&[ZoneInput::Loaded(&loaded.zone)]));
+    let mut reader = published.reader();
+    let names = [
+        "www.example",
+        "alias.example",
+        "a.b.wild.example",
+        "x.sub.example",
+        "nx.example",
+        "x.red.example",
+        "www.example.org",
+    ];
+    let packets: Vec<Vec<u8>> = names
+        .iter()
+        .flat_map(|name| {
+            let wire = from_text(name).unwrap();
+            [
+                query(&wire, 1, false),
+                query(&wire, 28, true),
+                query(&wire, 255, true),
+            ]
+        })
+        .chain([vec![0u8; 5], query(b"\xC0\x0C", 1, false)])
+        .collect();
+    let mut out = vec![0u8; 65535];
+    let mut scratch = Query::default();
+    // Warm up: the reader's first load may set up its cache.
+    let _ = respond(
+        &mut scratch,
+        &packets[0],
+        reader.load(),
+        Transport::Udp,
+        &mut out,
+    );
+
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    let mut replies = 0;
+    for _ in 0..1000 {
+        for packet in &packets {
+            let table = reader.load();
+            replies +=
+                usize::from(respond(&mut scratch, packet, table, Transport::Udp, &mut out) > 0);
+            replies +=
+                usize::from(respond(&mut scratch, packet, table, Transport::Tcp, &mut out) > 0);
+        }
+    }
+    let allocations = ALLOCATIONS.load(Ordering::Relaxed) - before;
+    assert_eq!(
+        allocations, 0,
+        "the fast path allocated {allocations} times"
+    );
+    assert_eq!(
+        replies,
+        1000 * 2 * (packets.len() - 1),
+        "every packet but the short one is answered"
+    );
+}
