@@ -206,12 +206,29 @@ fn serve(conf: &std::path::Path) -> ExitCode {
     }
     options.rcvbuf = engine_config.rcvbuf;
     options.sndbuf = engine_config.sndbuf;
-    if engine_config.backend == config::Backend::IoUring {
-        eprintln!("ringdns: warning: the io_uring backend is not built yet; using recvmmsg");
+    options.backend = match engine_config.backend {
+        config::Backend::Auto => engine::BackendChoice::Auto,
+        config::Backend::IoUring => engine::BackendChoice::IoUring,
+        config::Backend::Recvmmsg => engine::BackendChoice::Recvmmsg,
+    };
+    if let Some(entries) = engine_config.ring_entries {
+        options.ring.entries = entries;
     }
+    let backend = match engine::choose_backend(options.backend) {
+        Ok((backend, why_not_io_uring)) => {
+            if let Some(reason) = why_not_io_uring {
+                eprintln!("ringdns: io_uring unavailable ({reason}); using recvmmsg");
+            }
+            backend
+        }
+        Err(error) => {
+            eprintln!("ringdns: error: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
 
     let listen = server::listen_addresses(&config);
-    let engine = match engine::start(&listen, &published, &options) {
+    let engine = match engine::start(&listen, &published, &options, backend) {
         Ok(engine) => engine,
         Err(error) => {
             eprintln!("ringdns: error: {error}");
@@ -226,9 +243,10 @@ fn serve(conf: &std::path::Path) -> ExitCode {
     }
     let addresses: Vec<String> = listen.iter().map(ToString::to_string).collect();
     eprintln!(
-        "ringdns: serving on {} (UDP and TCP), {} worker(s), backend recvmmsg",
+        "ringdns: serving on {} (UDP and TCP), {} worker(s), backend {}",
         addresses.join(", "),
-        options.workers
+        options.workers,
+        engine.backend
     );
     for thread in engine.threads {
         let _ = thread.join();

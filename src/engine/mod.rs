@@ -6,6 +6,9 @@
 //! calls `respond()` and nothing else of the protocol.
 
 mod recvmmsg;
+mod uring;
+
+pub use uring::RingOptions;
 
 use std::io;
 use std::net::SocketAddr;
@@ -27,6 +30,51 @@ pub struct EngineOptions {
     pub batch: usize,
     pub rcvbuf: Option<usize>,
     pub sndbuf: Option<usize>,
+    pub backend: BackendChoice,
+    pub ring: RingOptions,
+}
+
+/// Which I/O loop the workers run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BackendChoice {
+    /// io_uring when the probe passes, else recvmmsg.
+    Auto,
+    IoUring,
+    Recvmmsg,
+}
+
+/// The loop chosen at start-up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    IoUring,
+    Recvmmsg,
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Backend::IoUring => "io_uring",
+            Backend::Recvmmsg => "recvmmsg",
+        })
+    }
+}
+
+/// Picks the backend once, by probing the kernel. The `String` says why
+/// io_uring was not taken, for the start-up log.
+pub fn choose_backend(choice: BackendChoice) -> io::Result<(Backend, Option<String>)> {
+    match choice {
+        BackendChoice::Recvmmsg => Ok((Backend::Recvmmsg, None)),
+        BackendChoice::IoUring => match uring::probe() {
+            Ok(()) => Ok((Backend::IoUring, None)),
+            Err(reason) => Err(io::Error::other(format!(
+                "backend io_uring was asked for but is unavailable: {reason} (check kernel.io_uring_disabled and seccomp, or use `backend recvmmsg`)"
+            ))),
+        },
+        BackendChoice::Auto => match uring::probe() {
+            Ok(()) => Ok((Backend::IoUring, None)),
+            Err(reason) => Ok((Backend::Recvmmsg, Some(reason))),
+        },
+    }
 }
 
 impl EngineOptions {
@@ -44,6 +92,8 @@ impl EngineOptions {
             batch: 64,
             rcvbuf: None,
             sndbuf: None,
+            backend: BackendChoice::Auto,
+            ring: RingOptions { entries: 1024 },
         }
     }
 }
@@ -68,19 +118,23 @@ impl WorkerCounters {
 
 /// A running engine.
 pub struct Engine {
+    pub backend: Backend,
     pub counters: Vec<Arc<WorkerCounters>>,
     pub threads: Vec<JoinHandle<()>>,
 }
 
 /// Opens every socket first (so a busy port fails start-up with a clear
-/// error), then starts the workers.
+/// error), then starts the workers on the chosen backend.
 pub fn start(
     listen: &[SocketAddr],
     published: &Published,
     options: &EngineOptions,
+    backend: Backend,
 ) -> io::Result<Engine> {
-    let mut sockets = Vec::new();
-    for worker in 0..options.workers.max(1) {
+    let workers = options.workers.max(1);
+    let mut sockets: Vec<Vec<(Socket, SocketAddr)>> = Vec::new();
+    for _ in 0..workers {
+        let mut worker_sockets = Vec::new();
         for address in listen {
             let socket = bind_udp(*address, options).map_err(|error| {
                 io::Error::new(
@@ -88,34 +142,60 @@ pub fn start(
                     format!("cannot listen on UDP {address}: {error}"),
                 )
             })?;
-            sockets.push((worker, *address, socket));
+            worker_sockets.push((socket, *address));
         }
+        sockets.push(worker_sockets);
     }
     let mut engine = Engine {
+        backend,
         counters: Vec::new(),
         threads: Vec::new(),
     };
-    for _ in 0..options.workers.max(1) {
-        engine.counters.push(Arc::new(WorkerCounters::default()));
-    }
-    for (worker, address, socket) in sockets {
+    for (worker, worker_sockets) in sockets.into_iter().enumerate() {
+        let counters = Arc::new(WorkerCounters::default());
+        engine.counters.push(Arc::clone(&counters));
         let cpu = (!options.cpus.is_empty()).then(|| options.cpus[worker % options.cpus.len()]);
-        let reader = published.reader();
-        let counters = Arc::clone(&engine.counters[worker]);
-        let batch = options.batch.clamp(1, 1024);
-        let thread = std::thread::Builder::new()
-            .name(format!("udp-{worker}"))
-            .spawn(move || {
-                if let Some(cpu) = cpu
-                    && !core_affinity::set_for_current(core_affinity::CoreId { id: cpu })
-                {
-                    eprintln!("ringdns: warning: could not pin worker {worker} to CPU {cpu}");
+        match backend {
+            Backend::IoUring => {
+                let reader = published.reader();
+                let ring = options.ring;
+                engine.threads.push(spawn_worker(worker, cpu, move || {
+                    if let Err(error) = uring::serve(worker_sockets, reader, &counters, ring) {
+                        eprintln!("ringdns: error: io_uring worker {worker} stopped: {error}");
+                    }
+                })?);
+            }
+            Backend::Recvmmsg => {
+                // One thread per socket: recvmmsg blocks on one descriptor.
+                for (socket, address) in worker_sockets {
+                    let reader = published.reader();
+                    let counters = Arc::clone(&counters);
+                    let batch = options.batch.clamp(1, 1024);
+                    engine.threads.push(spawn_worker(worker, cpu, move || {
+                        recvmmsg::serve(socket, address, reader, &counters, batch)
+                    })?);
                 }
-                recvmmsg::serve(socket, address, reader, &counters, batch);
-            })?;
-        engine.threads.push(thread);
+            }
+        }
     }
     Ok(engine)
+}
+
+fn spawn_worker(
+    worker: usize,
+    cpu: Option<usize>,
+    body: impl FnOnce() + Send + 'static,
+) -> io::Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name(format!("udp-{worker}"))
+        .spawn(move || {
+            if let Some(cpu) = cpu
+                && !core_affinity::set_for_current(core_affinity::CoreId { id: cpu })
+            {
+                eprintln!("ringdns: warning: could not pin worker {worker} to CPU {cpu}");
+            }
+            body()
+        })
 }
 
 fn bind_udp(address: SocketAddr, options: &EngineOptions) -> io::Result<Socket> {

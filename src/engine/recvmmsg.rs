@@ -212,7 +212,7 @@ pub fn serve(
 ///
 /// # Safety
 /// `header.msg_control` must point to `header.msg_controllen` writable bytes.
-unsafe fn reply_from_destination(header: &mut libc::msghdr) {
+pub(super) unsafe fn reply_from_destination(header: &mut libc::msghdr) {
     // SAFETY: the caller guarantees the control buffer; CMSG_* stay inside it.
     unsafe {
         let mut message = libc::CMSG_FIRSTHDR(header);

@@ -1,0 +1,398 @@
+//! The worker loop on io_uring: one ring per worker, a multishot RecvMsg per
+//! socket filling buffers from a provided buffer ring, and a SendMsg per
+//! reply, all submitted together by one `io_uring_enter` that also waits for
+//! the next completions. Under load that is one system call per batch.
+//!
+//! All io_uring unsafety of the project lives in this module.
+//!
+//! Traps handled here (each has a test in tests/engine.rs):
+//! - a multishot receive ends not only on ENOBUFS but on other conditions
+//!   (a zero-length datagram among them): it is re-armed whenever a
+//!   completion comes without IORING_CQE_F_MORE;
+//! - an idle wait would count as iowait: IORING_ENTER_NO_IOWAIT is used
+//!   where the kernel has it (IORING_FEAT_NO_IOWAIT).
+
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicU16, Ordering};
+
+use io_uring::types::{Fd, RecvMsgOut, SubmitArgs};
+use io_uring::{EnterFlags, IoUring, cqueue, opcode, squeue};
+use socket2::Socket;
+
+use super::WorkerCounters;
+use crate::publish::TableReader;
+use crate::respond::{Transport, UDP_PAYLOAD_SIZE_MAX, respond};
+use crate::wire::query::Query;
+
+/// Each provided buffer holds the kernel's recvmsg header, the peer
+/// address, the packet-info control message and the datagram.
+const BUFFER_LEN: usize = 2048;
+const REPLY_LEN_MAX: usize = UDP_PAYLOAD_SIZE_MAX as usize;
+/// Room for one IPV6_PKTINFO control message: CMSG_SPACE(20) on 64-bit.
+const CONTROL_LEN: usize = 40;
+const CONTROL_WORDS: usize = CONTROL_LEN / 8;
+const BUFFER_GROUP: u16 = 0;
+
+/// user_data: the kind in the high 32 bits, an index in the low 32.
+const KIND_RECEIVE: u64 = 1 << 32;
+const KIND_SEND: u64 = 2 << 32;
+const INDEX_MASK: u64 = 0xFFFF_FFFF;
+
+/// Ring sizes for one worker.
+#[derive(Clone, Copy, Debug)]
+pub struct RingOptions {
+    /// Submission queue entries; also the number of receive buffers and of
+    /// replies in flight. A power of two.
+    pub entries: u32,
+}
+
+/// Checks once, at start-up, that this kernel and sandbox give us what the
+/// loop needs: a ring, multishot RecvMsg and a provided buffer ring.
+pub fn probe() -> Result<(), String> {
+    let ring = build_ring(8).map_err(|error| format!("io_uring_setup failed: {error}"))?;
+    let mut probe = io_uring::Probe::new();
+    ring.submitter()
+        .register_probe(&mut probe)
+        .map_err(|error| format!("io_uring probe failed: {error}"))?;
+    for (code, name) in [
+        (opcode::RecvMsgMulti::CODE, "RECVMSG"),
+        (opcode::SendMsg::CODE, "SENDMSG"),
+    ] {
+        if !probe.is_supported(code) {
+            return Err(format!("the kernel lacks IORING_OP_{name}"));
+        }
+    }
+    BufferRing::new(&ring, 8)
+        .map_err(|error| format!("provided buffer rings unavailable: {error}"))?;
+    Ok(())
+}
+
+fn build_ring(entries: u32) -> io::Result<IoUring> {
+    // SINGLE_ISSUER + DEFER_TASKRUN (kernel 6.1+): completions are run only
+    // when this thread enters the ring, with no interrupts in between.
+    IoUring::builder()
+        .setup_single_issuer()
+        .setup_defer_taskrun()
+        .setup_cqsize(entries * 4)
+        .build(entries)
+        .or_else(|_| IoUring::builder().setup_cqsize(entries * 4).build(entries))
+}
+
+/// A provided buffer ring (kernel 5.19+): receive buffers the kernel picks
+/// from as datagrams arrive; we hand each back once its query is answered.
+struct BufferRing {
+    /// The shared ring of `io_uring_buf` entries (16 bytes each), mmapped.
+    entries_memory: *mut u8,
+    entries_len: usize,
+    count: u16,
+    /// Our next tail position (published with `publish`).
+    tail: u16,
+    buffers: Vec<u8>,
+}
+
+impl BufferRing {
+    fn new(ring: &IoUring, count: u16) -> io::Result<BufferRing> {
+        let entries_len = (count as usize * 16).max(4096);
+        // SAFETY: an anonymous private mapping; checked for failure below.
+        let memory = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                entries_len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_ANONYMOUS | libc::MAP_PRIVATE,
+                -1,
+                0,
+            )
+        };
+        if memory == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let mut buffer_ring = BufferRing {
+            entries_memory: memory.cast(),
+            entries_len,
+            count,
+            tail: 0,
+            buffers: vec![0; count as usize * BUFFER_LEN],
+        };
+        // SAFETY: the memory is page-aligned, `count` entries long, and lives
+        // until Drop, which unregisters it first.
+        unsafe {
+            ring.submitter()
+                .register_buf_ring_with_flags(memory as u64, count, BUFFER_GROUP, 0)?
+        };
+        for id in 0..count {
+            buffer_ring.give_back(id);
+        }
+        buffer_ring.publish();
+        Ok(buffer_ring)
+    }
+
+    /// Queues buffer `id` for the kernel again (seen after `publish`).
+    fn give_back(&mut self, id: u16) {
+        let slot = (self.tail & (self.count - 1)) as usize;
+        let address = self.buffers[id as usize * BUFFER_LEN..].as_ptr() as u64;
+        // SAFETY: slot < count, so the 16-byte entry is inside the mapping;
+        // struct io_uring_buf { u64 addr; u32 len; u16 bid; u16 resv; }.
+        unsafe {
+            let entry = self.entries_memory.add(slot * 16);
+            entry.cast::<u64>().write(address);
+            entry.add(8).cast::<u32>().write(BUFFER_LEN as u32);
+            entry.add(12).cast::<u16>().write(id);
+        }
+        self.tail = self.tail.wrapping_add(1);
+    }
+
+    /// Makes the queued buffers visible to the kernel.
+    fn publish(&self) {
+        // SAFETY: the ring's tail is the u16 at byte 14 of the first entry
+        // (it overlays that entry's `resv`); the kernel reads it atomically.
+        let tail = unsafe { &*self.entries_memory.add(14).cast::<AtomicU16>() };
+        tail.store(self.tail, Ordering::Release);
+    }
+
+    fn buffer(&self, id: u16) -> Option<&[u8]> {
+        self.buffers
+            .get(id as usize * BUFFER_LEN..(id as usize + 1) * BUFFER_LEN)
+    }
+}
+
+impl Drop for BufferRing {
+    fn drop(&mut self) {
+        // SAFETY: the mapping was made in `new` with this length. The ring
+        // (and so the kernel's use of it) is dropped before or with us.
+        unsafe { libc::munmap(self.entries_memory.cast(), self.entries_len) };
+    }
+}
+
+/// One reply in flight: its bytes and the message header SendMsg reads.
+#[repr(C)]
+struct SendSlot {
+    reply: [u8; REPLY_LEN_MAX],
+    peer: libc::sockaddr_storage,
+    control: [u64; CONTROL_WORDS],
+    iovec: libc::iovec,
+    header: libc::msghdr,
+}
+
+struct Listener {
+    socket: Socket,
+    address: SocketAddr,
+    /// The header the multishot receive was armed with (its name and
+    /// control lengths lay out every buffer).
+    header: Box<libc::msghdr>,
+}
+
+pub fn serve(
+    sockets: Vec<(Socket, SocketAddr)>,
+    mut reader: TableReader,
+    counters: &WorkerCounters,
+    options: RingOptions,
+) -> io::Result<()> {
+    let entries = options.entries.next_power_of_two().clamp(64, 32768);
+    let mut ring = build_ring(entries)?;
+    let enter_flags = if ring.params().is_feature_no_iowait() {
+        EnterFlags::NO_IOWAIT
+    } else {
+        EnterFlags::empty()
+    };
+    let mut buffers = BufferRing::new(&ring, entries.min(32768) as u16)?;
+
+    let listeners: Vec<Listener> = sockets
+        .into_iter()
+        .map(|(socket, address)| {
+            // SAFETY: all-zero is a valid msghdr.
+            let mut header: Box<libc::msghdr> = Box::new(unsafe { std::mem::zeroed() });
+            header.msg_namelen = std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t;
+            header.msg_controllen = if address.ip().is_unspecified() {
+                CONTROL_LEN
+            } else {
+                0
+            };
+            Listener {
+                socket,
+                address,
+                header,
+            }
+        })
+        .collect();
+
+    let slot_count = entries as usize;
+    // SAFETY: all-zero is a valid SendSlot (plain bytes and C structs).
+    let mut slots: Vec<SendSlot> = (0..slot_count)
+        .map(|_| unsafe { std::mem::zeroed() })
+        .collect();
+    let mut free_slots: Vec<u32> = (0..slot_count as u32).rev().collect();
+    let mut query = Query::default();
+    let mut rearm: Vec<usize> = (0..listeners.len()).collect();
+
+    loop {
+        {
+            let (submitter, mut submission, mut completion) = ring.split();
+            for &index in &rearm {
+                let listener = &listeners[index];
+                let receive = opcode::RecvMsgMulti::new(
+                    Fd(listener.socket.as_raw_fd()),
+                    &*listener.header,
+                    BUFFER_GROUP,
+                )
+                .build()
+                .user_data(KIND_RECEIVE | index as u64);
+                push(&submitter, &mut submission, &receive);
+            }
+            rearm.clear();
+            submission.sync();
+            match submitter.submit_with_args_and_flags(1, &SubmitArgs::new(), enter_flags) {
+                Ok(_) => {}
+                Err(error)
+                    if matches!(
+                        error.raw_os_error(),
+                        Some(libc::EINTR) | Some(libc::EBUSY) | Some(libc::ETIME)
+                    ) => {}
+                Err(error) => return Err(error),
+            }
+            completion.sync();
+            let table = reader.load();
+            for completion_entry in &mut completion {
+                let user_data = completion_entry.user_data();
+                let index = (user_data & INDEX_MASK) as usize;
+                let result = completion_entry.result();
+                let flags = completion_entry.flags();
+                if user_data & !INDEX_MASK == KIND_SEND {
+                    free_slots.push(index as u32);
+                    if result < 0 {
+                        WorkerCounters::add(&counters.dropped, 1);
+                    }
+                    continue;
+                }
+                // A receive completion.
+                if !cqueue::more(flags) {
+                    rearm.push(index);
+                }
+                let Some(buffer_id) = cqueue::buffer_select(flags) else {
+                    if result < 0 && result != -libc::ENOBUFS {
+                        eprintln!(
+                            "ringdns: receive on {}: {}",
+                            listeners[index].address,
+                            io::Error::from_raw_os_error(-result)
+                        );
+                    }
+                    continue;
+                };
+                WorkerCounters::add(&counters.received, 1);
+                let answered = match (buffers.buffer(buffer_id), free_slots.last()) {
+                    (Some(buffer), Some(&slot_index)) if result > 0 => {
+                        let data = &buffer[..(result as usize).min(BUFFER_LEN)];
+                        let slot = &mut slots[slot_index as usize];
+                        prepare_reply(data, &listeners[index].header, &mut query, table, slot)
+                    }
+                    _ => false,
+                };
+                buffers.give_back(buffer_id);
+                if !answered {
+                    WorkerCounters::add(&counters.dropped, 1);
+                    continue;
+                }
+                let Some(slot_index) = free_slots.pop() else {
+                    continue;
+                };
+                let slot = &mut slots[slot_index as usize];
+                let send =
+                    opcode::SendMsg::new(Fd(listeners[index].socket.as_raw_fd()), &slot.header)
+                        .build()
+                        .user_data(KIND_SEND | slot_index as u64);
+                push(&submitter, &mut submission, &send);
+                WorkerCounters::add(&counters.answered, 1);
+            }
+            buffers.publish();
+            submission.sync();
+        }
+    }
+}
+
+/// Pushes `entry`, flushing the queue to the kernel first when it is full.
+fn push(
+    submitter: &io_uring::Submitter<'_>,
+    submission: &mut io_uring::SubmissionQueue<'_>,
+    entry: &squeue::Entry,
+) {
+    loop {
+        // SAFETY: every entry we push points at memory (a listener's msghdr
+        // or a send slot) that stays alive and unmoved until its completion.
+        if unsafe { submission.push(entry) }.is_ok() {
+            return;
+        }
+        submission.sync();
+        let _ = submitter.submit();
+        submission.sync();
+    }
+}
+
+/// Answers the datagram in a receive buffer into `slot`; false when there
+/// is nothing to send (dropped query, malformed buffer, truncated datagram).
+fn prepare_reply(
+    data: &[u8],
+    receive_header: &libc::msghdr,
+    query: &mut Query,
+    table: &crate::compile::AnswerTable,
+    slot: &mut SendSlot,
+) -> bool {
+    let Ok(message) = RecvMsgOut::parse(data, receive_header) else {
+        return false;
+    };
+    if message.is_payload_truncated()
+        || message.is_name_data_truncated()
+        || message.is_control_data_truncated()
+    {
+        return false;
+    }
+    let length = respond(
+        query,
+        message.payload_data(),
+        table,
+        Transport::Udp,
+        &mut slot.reply,
+    );
+    if length == 0 {
+        return false;
+    }
+    let name = message.name_data();
+    // SAFETY: `peer` is a sockaddr_storage (128 bytes); `name` is at most
+    // the sockaddr_in6 length we asked for.
+    unsafe {
+        std::ptr::copy_nonoverlapping(
+            name.as_ptr(),
+            (&mut slot.peer as *mut libc::sockaddr_storage).cast::<u8>(),
+            name.len(),
+        );
+    }
+    let control = message.control_data();
+    // SAFETY: the control buffer is CONTROL_LEN bytes and `control` is at
+    // most the CONTROL_LEN we asked for.
+    unsafe {
+        std::ptr::copy_nonoverlapping(
+            control.as_ptr(),
+            slot.control.as_mut_ptr().cast::<u8>(),
+            control.len(),
+        );
+    }
+    slot.iovec = libc::iovec {
+        iov_base: slot.reply.as_mut_ptr().cast(),
+        iov_len: length,
+    };
+    slot.header.msg_name = (&mut slot.peer as *mut libc::sockaddr_storage).cast();
+    slot.header.msg_namelen = name.len() as libc::socklen_t;
+    slot.header.msg_iov = &mut slot.iovec;
+    slot.header.msg_iovlen = 1;
+    if control.is_empty() {
+        slot.header.msg_control = std::ptr::null_mut();
+        slot.header.msg_controllen = 0;
+    } else {
+        slot.header.msg_control = slot.control.as_mut_ptr().cast();
+        slot.header.msg_controllen = control.len();
+        // SAFETY: the header describes our own control buffer of that length.
+        unsafe { super::recvmmsg::reply_from_destination(&mut slot.header) };
+    }
+    true
+}
