@@ -40,7 +40,6 @@ const FLAG_QR: u16 = 0x8000;
 const FLAG_AA: u16 = 0x0400;
 const FLAG_TC: u16 = 0x0200;
 const FLAG_RD: u16 = 0x0100;
-const FLAG_CD: u16 = 0x0010;
 const OPCODE_MASK: u16 = 0x7800;
 
 /// Answers `packet` from `table` into `out`; returns the reply length, or 0
@@ -83,20 +82,27 @@ pub fn respond(
     {
         return reply.empty(0, rcode::BADVERS, false);
     }
-    if reply.query.qclass != rtype::CLASS_IN {
+    // Class ANY (RFC 1035 §3.2.5) is answered like IN, as Knot and NSD do.
+    if !matches!(reply.query.qclass, rtype::CLASS_IN | rtype::CLASS_ANY) {
         return reply.empty(0, rcode::REFUSED as u16, false);
     }
-    if matches!(reply.query.qtype, rtype::AXFR | rtype::IXFR) || reply.query.qtype == rtype::OPT {
-        // Zone transfers are the slow path's (not served yet): refuse.
-        return reply.empty(0, rcode::REFUSED as u16, false);
+    match reply.query.qtype {
+        // Zone transfers need TCP (RFC 5936 §4.2); over TCP they are the
+        // slow path's, which does not serve them yet.
+        rtype::AXFR if transport == Transport::Udp => {
+            return reply.empty(0, rcode::NOTIMP as u16, false);
+        }
+        rtype::AXFR | rtype::IXFR => return reply.empty(0, rcode::REFUSED as u16, false),
+        _ => {}
     }
     match table.resolve(reply.query.qname(), reply.query.qtype) {
-        Resolution::Answer(answer) => reply.answer(table, answer, None),
+        Resolution::Answer(answer) => reply.answer(table, answer),
         Resolution::Dname {
             answer,
             target,
             ttl,
-        } => reply.answer(table, answer, Some((target, ttl))),
+            follow,
+        } => reply.dname(table, answer, target, ttl, follow),
         Resolution::NotAuthoritative => reply.empty(0, rcode::REFUSED as u16, false),
     }
 }
@@ -112,7 +118,7 @@ fn error_reply(packet: &[u8], question_end: usize, code: u8, out: &mut [u8]) -> 
     };
     target.copy_from_slice(echo);
     let flags = u16::from_be_bytes([echo[2], echo[3]]);
-    let flags = FLAG_QR | (flags & (OPCODE_MASK | FLAG_RD | FLAG_CD)) | code as u16;
+    let flags = FLAG_QR | (flags & (OPCODE_MASK | FLAG_RD)) | code as u16;
     out[2..4].copy_from_slice(&flags.to_be_bytes());
     let qdcount = u16::from(question_end > HEADER_LEN);
     out[4..6].copy_from_slice(&qdcount.to_be_bytes());
@@ -132,8 +138,7 @@ impl Reply<'_> {
     fn head(&mut self, flags: u16, extended_rcode: u16, counts: [u16; 3]) -> usize {
         let end = self.query.question_end;
         self.out[..end].copy_from_slice(&self.packet[..end]);
-        let flags =
-            FLAG_QR | flags | (self.query.flags & (FLAG_RD | FLAG_CD)) | (extended_rcode & 0xF);
+        let flags = FLAG_QR | flags | (self.query.flags & FLAG_RD) | (extended_rcode & 0xF);
         self.out[2..4].copy_from_slice(&flags.to_be_bytes());
         self.out[4..6].copy_from_slice(&1u16.to_be_bytes());
         self.set_counts(counts);
@@ -179,93 +184,186 @@ impl Reply<'_> {
         self.opt(end, extended_rcode)
     }
 
-    fn answer(
-        &mut self,
-        table: &AnswerTable,
-        answer: &Answer,
-        dname: Option<(&[u8], u32)>,
-    ) -> usize {
+    fn answer(&mut self, table: &AnswerTable, answer: &Answer) -> usize {
         let qname_len = self.query.qname_len;
-        let Some(delta) = qname_len.checked_sub(answer.encloser_len as usize) else {
+        if qname_len < answer.encloser_len as usize {
             return self.empty(0, rcode::SERVFAIL as u16, false);
-        };
+        }
         let mut flags = if answer.authoritative { FLAG_AA } else { 0 };
-        let mut rcode = answer.rcode as u16;
-        let body = table.body(answer);
         let question_end = self.query.question_end;
         let opt_len = self.opt_len();
-
-        // The CNAME a DNAME synthesises (RFC 6672 §3.1): the question's
-        // labels above the DNAME owner, then the DNAME target.
-        let mut synthesized_len = 0;
-        if let Some((target, _)) = dname {
-            let name_len = delta + target.len();
-            if name_len > crate::wire::name::NAME_LEN_MAX {
-                rcode = rcode::YXDOMAIN as u16;
-            } else {
-                synthesized_len = 2 + 10 + name_len;
-            }
-        }
-
-        let full = question_end + body.len() + synthesized_len + opt_len;
         let mut counts = answer.counts;
-        let mut body_len = body.len();
-        if full > self.limit {
-            let without_additional =
-                question_end + answer.additional_at as usize + synthesized_len + opt_len;
-            if without_additional <= self.limit && synthesized_len == 0 {
-                body_len = answer.additional_at as usize;
-                counts[2] = 0;
-                if answer.glue_required {
-                    flags |= FLAG_TC;
-                }
-            } else {
-                return self.empty(flags, rcode, true);
+        let mut body_len = answer.body_len as usize;
+        if question_end + body_len + opt_len > self.limit {
+            // Additional records are optional (RFC 2181 §9), except glue for
+            // name servers inside a delegated zone (RFC 9471 §3).
+            let without_additional = question_end + answer.additional_at as usize + opt_len;
+            if without_additional > self.limit {
+                return self.empty(flags, answer.rcode as u16, true);
+            }
+            body_len = answer.additional_at as usize;
+            counts[2] = 0;
+            if answer.glue_required {
+                flags |= FLAG_TC;
             }
         }
-
-        let end = self.head(flags, rcode, counts);
-        let body_out = &mut self.out[end..end + body_len];
-        body_out.copy_from_slice(&body[..body_len]);
-        if delta != 0 {
-            for &fixup in table.fixups(answer) {
-                let at = fixup as usize;
-                if at + 1 < body_len {
-                    let pointer =
-                        u16::from_be_bytes([body_out[at], body_out[at + 1]]) + delta as u16;
-                    body_out[at..at + 2].copy_from_slice(&pointer.to_be_bytes());
-                }
-            }
-        }
-        let mut at = end + body_len;
-        if let Some((target, ttl)) = dname
-            && synthesized_len > 0
-        {
-            at = self.synthesized_cname(at, delta, target, ttl);
-            counts[0] += 1;
-            self.set_counts(counts);
-        }
-        self.opt(at, rcode)
+        self.head(flags, answer.rcode as u16, counts);
+        let placed = Placement {
+            at: question_end,
+            name_at: HEADER_LEN,
+            name_len: qname_len,
+        };
+        place_body(self.out, table, answer, body_len, placed);
+        self.opt(question_end + body_len, answer.rcode as u16)
     }
 
-    fn synthesized_cname(
+    /// DNAME substitution (RFC 6672 §3.1): the DNAME, a CNAME from the
+    /// question to the substituted name, then that name's own answer when it
+    /// lies in the same zone. The CNAME's target is written in full, and the
+    /// follow-up answer's pointers are relocated to refer to it.
+    fn dname(
         &mut self,
-        at: usize,
-        prefix_len: usize,
+        table: &AnswerTable,
+        dname: &Answer,
         target: &[u8],
         ttl: u32,
+        follow: bool,
     ) -> usize {
-        let rdata_len = prefix_len + target.len();
-        let record = &mut self.out[at..at + 12 + rdata_len];
+        let qname_len = self.query.qname_len;
+        let Some(prefix_len) = qname_len.checked_sub(dname.encloser_len as usize) else {
+            return self.empty(0, rcode::SERVFAIL as u16, false);
+        };
+        let question_end = self.query.question_end;
+        let opt_len = self.opt_len();
+        let substituted_len = prefix_len + target.len();
+        if substituted_len > crate::wire::name::NAME_LEN_MAX {
+            // The substituted name would be too long (RFC 6672 §2.2).
+            let body_len = dname.body_len as usize;
+            if question_end + body_len + opt_len > self.limit {
+                return self.empty(FLAG_AA, rcode::YXDOMAIN as u16, true);
+            }
+            self.head(FLAG_AA, rcode::YXDOMAIN as u16, dname.counts);
+            let placed = Placement {
+                at: question_end,
+                name_at: HEADER_LEN,
+                name_len: qname_len,
+            };
+            place_body(self.out, table, dname, body_len, placed);
+            return self.opt(question_end + body_len, rcode::YXDOMAIN as u16);
+        }
+
+        // The substituted name, lowercased, to look up.
+        let mut substituted = [0u8; crate::wire::name::NAME_LEN_MAX];
+        substituted[..prefix_len].copy_from_slice(&self.query.qname()[..prefix_len]);
+        substituted[prefix_len..substituted_len].copy_from_slice(target);
+        substituted[prefix_len..substituted_len].make_ascii_lowercase();
+        // The synthesised CNAME already answers a CNAME question.
+        let followed = match follow && self.query.qtype != rtype::CNAME {
+            true => match table.resolve(&substituted[..substituted_len], self.query.qtype) {
+                Resolution::Answer(answer) if (answer.encloser_len as usize) <= substituted_len => {
+                    Some(answer)
+                }
+                _ => None,
+            },
+            false => None,
+        };
+
+        let cname_at = question_end + dname.body_len as usize;
+        let cname_len = 12 + substituted_len;
+        let followed_at = cname_at + cname_len;
+        let followed_len = followed.map_or(0, |answer| answer.body_len as usize);
+        if followed_at + followed_len + opt_len > self.limit.min(0x3FFF) {
+            return self.empty(FLAG_AA, dname.rcode as u16, true);
+        }
+        let mut counts = dname.counts;
+        counts[0] += 1;
+        let mut rcode = dname.rcode as u16;
+        if let Some(answer) = followed {
+            counts[0] += answer.counts[0];
+            counts[1] += answer.counts[1];
+            counts[2] += answer.counts[2];
+            rcode = answer.rcode as u16;
+        }
+        self.head(FLAG_AA, rcode, counts);
+        let placed = Placement {
+            at: question_end,
+            name_at: HEADER_LEN,
+            name_len: qname_len,
+        };
+        place_body(self.out, table, dname, dname.body_len as usize, placed);
+        let record = &mut self.out[cname_at..followed_at];
         record[0..2].copy_from_slice(&[0xC0, HEADER_LEN as u8]);
         record[2..4].copy_from_slice(&rtype::CNAME.to_be_bytes());
         record[4..6].copy_from_slice(&rtype::CLASS_IN.to_be_bytes());
         record[6..10].copy_from_slice(&ttl.to_be_bytes());
-        record[10..12].copy_from_slice(&(rdata_len as u16).to_be_bytes());
+        record[10..12].copy_from_slice(&(substituted_len as u16).to_be_bytes());
         record[12..12 + prefix_len]
             .copy_from_slice(&self.packet[HEADER_LEN..HEADER_LEN + prefix_len]);
         record[12 + prefix_len..].copy_from_slice(target);
-        at + 12 + rdata_len
+        if let Some(answer) = followed {
+            let placed = Placement {
+                at: followed_at,
+                name_at: cname_at + 12,
+                name_len: substituted_len,
+            };
+            place_body(self.out, table, answer, followed_len, placed);
+        }
+        self.opt(followed_at + followed_len, rcode)
+    }
+}
+
+/// Where a precompiled body lands in a reply: at offset `at`, answering
+/// the name written at `name_at` (the question's, at 12, or a DNAME's
+/// substituted name) which is `name_len` bytes long.
+#[derive(Clone, Copy)]
+struct Placement {
+    at: usize,
+    name_at: usize,
+    name_len: usize,
+}
+
+/// Copies the first `body_len` bytes of `answer`'s body to `placement.at`
+/// and relocates its compression pointers (see `compile::body`): pointers
+/// into the encloser follow the name's suffix, pointers into the body
+/// follow the body, pointers to the whole name follow the name. For an
+/// exact match at the question nothing moves and the loop is skipped.
+fn place_body(
+    out: &mut [u8],
+    table: &AnswerTable,
+    answer: &Answer,
+    body_len: usize,
+    placement: Placement,
+) {
+    let body = &table.body(answer)[..body_len];
+    let target = &mut out[placement.at..placement.at + body_len];
+    target.copy_from_slice(body);
+    let encloser_len = answer.encloser_len as usize;
+    let compiled_body_at = HEADER_LEN + encloser_len + 4;
+    let encloser_at = placement.name_at + placement.name_len - encloser_len;
+    let (fixups, question_pointers) = table.pointers(answer);
+    if placement.at != compiled_body_at || encloser_at != HEADER_LEN {
+        for &fixup in fixups {
+            let at = fixup as usize;
+            if at + 1 >= body_len {
+                continue; // in the part left out (the additional section)
+            }
+            let pointer = (u16::from_be_bytes([target[at], target[at + 1]]) & 0x3FFF) as usize;
+            let moved = if pointer < compiled_body_at {
+                encloser_at + (pointer - HEADER_LEN)
+            } else {
+                placement.at + (pointer - compiled_body_at)
+            };
+            target[at..at + 2].copy_from_slice(&(0xC000 | moved as u16).to_be_bytes());
+        }
+    }
+    if placement.name_at != HEADER_LEN {
+        for &pointer_at in question_pointers {
+            let at = pointer_at as usize;
+            if at + 1 < body_len {
+                target[at..at + 2]
+                    .copy_from_slice(&(0xC000 | placement.name_at as u16).to_be_bytes());
+            }
+        }
     }
 }
 

@@ -6,8 +6,9 @@
 //! body was compiled for. Compression pointers may point into that encloser
 //! inside the question, or into the body itself; both move when the prefix
 //! is longer than nothing, so their positions are listed as fixups and the
-//! fast path adds the prefix length to each. A pointer to the whole question
-//! name (`Owner::Question`, offset 12) never moves and is not listed.
+//! fast path relocates them (see `respond`). Pointers to the whole question
+//! name (`Owner::Question`, offset 12) are listed apart: they only move when
+//! the body answers a name other than the question (after a DNAME).
 
 use std::collections::HashMap;
 
@@ -39,8 +40,12 @@ const POINTER_TARGET_MAX: usize = 0x3FFF - NAME_LEN_MAX;
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Body {
     pub bytes: Vec<u8>,
-    /// Offsets in `bytes` of compression pointers that move with the prefix.
+    /// Offsets in `bytes` of compression pointers into the encloser or the
+    /// body itself: they move when the question or the body does.
     pub fixups: Vec<u16>,
+    /// Offsets in `bytes` of pointers to the whole question name (the
+    /// owner of synthesised records): they follow the question name.
+    pub question_pointers: Vec<u16>,
     pub counts: [u16; 3],
     /// Offset in `bytes` where the additional section starts.
     pub additional_at: usize,
@@ -91,7 +96,12 @@ impl BodyBuilder {
 
     pub fn add_record(&mut self, owner: Owner<'_>, record_type: u16, ttl: u32, rdata: &[u8]) {
         match owner {
-            Owner::Question => self.body.bytes.extend_from_slice(&[0xC0, HEADER_LEN as u8]),
+            Owner::Question => {
+                self.body
+                    .question_pointers
+                    .push(self.body.bytes.len() as u16);
+                self.body.bytes.extend_from_slice(&[0xC0, HEADER_LEN as u8]);
+            }
             Owner::Name(owner) => self.write_name(owner, true),
         }
         let bytes = &mut self.body.bytes;

@@ -76,10 +76,12 @@ fn push_answer(
         additional_at: body.additional_at as u32,
         fixup_start: table.fixups.len() as u32,
         fixup_len: body.fixups.len() as u32,
+        question_pointer_len: body.question_pointers.len() as u32,
         encloser_len: encloser_len as u8,
     };
     table.bodies.extend_from_slice(&body.bytes);
     table.fixups.extend_from_slice(&body.fixups);
+    table.fixups.extend_from_slice(&body.question_pointers);
     table.answers.push(answer);
     (table.answers.len() - 1) as AnswerId
 }
@@ -306,6 +308,9 @@ impl<'z, 't> ZoneCompiler<'z, 't> {
                 answer,
                 target: (self.table.dname_targets.len() - 1) as u32,
                 ttl: dname.ttl,
+                // Knot and NSD continue with the substituted name only
+                // inside the DNAME's own zone.
+                follow: name::is_within(&dname.rdatas[0], self.origin()),
             }
         } else if self.existing.contains(&wildcard) {
             Below::Wildcard(self.answers_for(owner, OwnerName::Question, self.rrsets(&wildcard)))
@@ -330,20 +335,9 @@ impl<'z, 't> ZoneCompiler<'z, 't> {
         for rrset in rrsets {
             listed.push((rrset.rtype, self.positive(&owner, encloser, rrset)));
         }
-        if !rrsets.is_empty() {
-            let mut builder = BodyBuilder::new(encloser);
-            for rrset in rrsets {
-                builder.add_rrset(owner.as_owner(), rrset.rtype, rrset.ttl, &rrset.rdatas);
-            }
-            self.add_additional(&mut builder, rrsets.iter());
-            let any = push_answer(
-                self.table,
-                &builder.finish(),
-                NOERROR,
-                true,
-                false,
-                encloser.len(),
-            );
+        // ANY gets one RRset (RFC 8482 §4.2), the lowest type as Knot does.
+        if let Some(lowest) = rrsets.iter().min_by_key(|rrset| rrset.rtype) {
+            let any = self.positive(&owner, encloser, lowest);
             listed.push((rtype::ANY, any));
         }
         push_typed(self.table, listed, self.nodata)

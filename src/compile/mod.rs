@@ -38,6 +38,8 @@ pub struct Answer {
     pub additional_at: u32,
     pub fixup_start: u32,
     pub fixup_len: u32,
+    /// Pointers to the whole question name, stored after the fixups.
+    pub question_pointer_len: u32,
     /// Length of the name this body was compiled for (see `body`).
     pub encloser_len: u8,
 }
@@ -61,11 +63,13 @@ pub enum Below {
     /// Synthesised from the wildcard `*.<node>` (owner = the question).
     Wildcard(TypedAnswers),
     /// DNAME substitution (RFC 6672): the DNAME answer, then a CNAME made
-    /// per query from the question and `target`.
+    /// per query from the question and `target`; when `follow`, the
+    /// substituted name is answered too (it is in the same zone).
     Dname {
         answer: AnswerId,
         target: u32,
         ttl: u32,
+        follow: bool,
     },
 }
 
@@ -79,11 +83,13 @@ pub struct Node {
 #[derive(Clone, Copy, Debug)]
 pub enum Resolution<'a> {
     Answer(&'a Answer),
-    /// A DNAME applies: write `answer`, then synthesise the CNAME.
+    /// A DNAME applies: write `answer`, synthesise the CNAME, then (when
+    /// `follow`) answer the substituted name.
     Dname {
         answer: &'a Answer,
         target: &'a [u8],
         ttl: u32,
+        follow: bool,
     },
     /// The name is in no served zone.
     NotAuthoritative,
@@ -118,10 +124,12 @@ impl AnswerTable {
                         answer,
                         target,
                         ttl,
+                        follow,
                     } => Resolution::Dname {
                         answer: &self.answers[answer as usize],
                         target: &self.dname_targets[target as usize],
                         ttl,
+                        follow,
                     },
                 };
             }
@@ -143,8 +151,12 @@ impl AnswerTable {
         &self.bodies[answer.body_start as usize..(answer.body_start + answer.body_len) as usize]
     }
 
-    pub fn fixups(&self, answer: &Answer) -> &[u16] {
-        &self.fixups[answer.fixup_start as usize..(answer.fixup_start + answer.fixup_len) as usize]
+    /// The body's movable pointers, and its pointers to the question name.
+    pub fn pointers(&self, answer: &Answer) -> (&[u16], &[u16]) {
+        let start = answer.fixup_start as usize;
+        let middle = start + answer.fixup_len as usize;
+        let end = middle + answer.question_pointer_len as usize;
+        (&self.fixups[start..middle], &self.fixups[middle..end])
     }
 
     /// Number of names in the table (owners and empty non-terminals).

@@ -23,6 +23,7 @@ pub const AXFR: u16 = 252;
 pub const ANY: u16 = 255;
 
 pub const CLASS_IN: u16 = 1;
+pub const CLASS_ANY: u16 = 255;
 
 /// Where the domain names in an RDATA are, for compression and additional
 /// section processing.
