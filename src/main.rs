@@ -103,8 +103,9 @@ fn load_config(conf: &std::path::Path) -> Option<config::Config> {
     }
 }
 
-/// Prints each zone's problems; returns how many zones failed.
-fn report_zones(zones: &[server::LoadedZone]) -> usize {
+/// Prints each zone's problems; returns how many zones failed. `serving`
+/// says what a failed zone means for a running server.
+fn report_zones(zones: &[server::LoadedZone], serving: bool) -> usize {
     let mut failed = 0;
     for loaded in zones {
         for warning in &loaded.warnings {
@@ -115,10 +116,14 @@ fn report_zones(zones: &[server::LoadedZone]) -> usize {
             for problem in problems {
                 eprintln!("ringdns: error: {problem}");
             }
-            eprintln!(
-                "ringdns: zone {} not loaded: its names answer SERVFAIL",
-                loaded.source.origin_text
-            );
+            if serving {
+                eprintln!(
+                    "ringdns: zone {} not loaded: its names answer SERVFAIL",
+                    loaded.source.origin_text
+                );
+            } else {
+                eprintln!("ringdns: zone {} has errors", loaded.source.origin_text);
+            }
         }
     }
     failed
@@ -129,7 +134,7 @@ fn check(conf: &std::path::Path) -> ExitCode {
         return ExitCode::FAILURE;
     };
     let zones = server::load_zones(&server::zone_sources(&config));
-    if report_zones(&zones) > 0 {
+    if report_zones(&zones, false) > 0 {
         return ExitCode::FAILURE;
     }
     for loaded in &zones {
@@ -156,7 +161,7 @@ fn check_zone(origin: &str, file: &std::path::Path) -> ExitCode {
         path: file.to_path_buf(),
     };
     let zones = server::load_zones(&[source]);
-    if report_zones(&zones) > 0 {
+    if report_zones(&zones, false) > 0 {
         return ExitCode::FAILURE;
     }
     check_report(&zones)
@@ -181,7 +186,7 @@ fn serve(conf: &std::path::Path) -> ExitCode {
         return ExitCode::FAILURE;
     };
     let zones = server::load_zones(&server::zone_sources(&config));
-    let failed = report_zones(&zones);
+    let failed = report_zones(&zones, true);
     let started = std::time::Instant::now();
     let table = server::compile_zones(&zones);
     eprintln!(
@@ -228,6 +233,10 @@ fn serve(conf: &std::path::Path) -> ExitCode {
     };
 
     let listen = server::listen_addresses(&config);
+    eprintln!(
+        "ringdns: engine: backend {backend}, {} worker(s)",
+        options.workers
+    );
     let engine = match engine::start(&listen, &published, &options, backend) {
         Ok(engine) => engine,
         Err(error) => {

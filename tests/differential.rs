@@ -534,7 +534,17 @@ enum Side {
 }
 
 #[test]
-fn differential_against_knot_and_nsd() {
+fn differential_against_knot_and_nsd_io_uring() {
+    differential_against_knot_and_nsd("io_uring");
+}
+
+#[test]
+fn differential_against_knot_and_nsd_recvmmsg() {
+    differential_against_knot_and_nsd("recvmmsg");
+}
+
+/// The whole comparison, with ringdns on the given engine backend.
+fn differential_against_knot_and_nsd(backend: &str) {
     // Declared first so it is dropped last: the servers (which live in it)
     // are stopped before it is removed.
     let tmp = TempDir::new("diff");
@@ -556,7 +566,10 @@ fn differential_against_knot_and_nsd() {
         let dir = subdir(&tmp, "ringdns");
         let zone_copy = dir.join("diff.test.zone");
         fs::copy(&zone, &zone_copy).expect("copy zone for ringdns");
-        let corefile = corefile_for(ORIGIN, free_port(), &zone_copy);
+        let corefile = corefile_for(ORIGIN, free_port(), &zone_copy).replace(
+            "    file",
+            &format!("    engine {{\n        backend {backend}\n    }}\n    file"),
+        );
         Some(start_ringdns(&corefile, &dir))
     };
 
