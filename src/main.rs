@@ -10,11 +10,13 @@ const USAGE: &str = "usage:
   ringdns [-conf FILE]                serve (default FILE: ./Corefile)
   ringdns check [-conf FILE]          check the config and every zone it loads
   ringdns check-zone ORIGIN FILE      check one zone file
+  ringdns reflect [-conf FILE]        benchmark baseline: echo every UDP datagram, no DNS work
   ringdns -version";
 
 enum Command {
     Serve(PathBuf),
     Check(PathBuf),
+    Reflect(PathBuf),
     CheckZone(String, PathBuf),
     Version,
     Help,
@@ -23,11 +25,15 @@ enum Command {
 fn parse_arguments(arguments: &[String]) -> Result<Command, String> {
     let mut conf = PathBuf::from("Corefile");
     let mut rest = arguments.iter().peekable();
-    let mut check = false;
+    let mut subcommand = "serve";
     if let Some(first) = rest.peek() {
         match first.as_str() {
-            "check" => {
-                check = true;
+            "check" | "reflect" => {
+                subcommand = if first.as_str() == "check" {
+                    "check"
+                } else {
+                    "reflect"
+                };
                 rest.next();
             }
             "check-zone" => {
@@ -57,10 +63,10 @@ fn parse_arguments(arguments: &[String]) -> Result<Command, String> {
             },
         }
     }
-    Ok(if check {
-        Command::Check(conf)
-    } else {
-        Command::Serve(conf)
+    Ok(match subcommand {
+        "check" => Command::Check(conf),
+        "reflect" => Command::Reflect(conf),
+        _ => Command::Serve(conf),
     })
 }
 
@@ -69,6 +75,7 @@ fn main() -> ExitCode {
     match parse_arguments(&arguments) {
         Ok(Command::Serve(conf)) => serve(&conf),
         Ok(Command::Check(conf)) => check(&conf),
+        Ok(Command::Reflect(conf)) => reflect(&conf),
         Ok(Command::CheckZone(origin, file)) => check_zone(&origin, &file),
         Ok(Command::Version) => {
             println!("ringdns {}", env!("CARGO_PKG_VERSION"));
@@ -181,23 +188,11 @@ fn check_report(zones: &[server::LoadedZone]) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn serve(conf: &std::path::Path) -> ExitCode {
-    let Some(config) = load_config(conf) else {
-        return ExitCode::FAILURE;
-    };
-    let zones = server::load_zones(&server::zone_sources(&config));
-    let failed = report_zones(&zones, true);
-    let started = std::time::Instant::now();
-    let table = server::compile_zones(&zones);
-    eprintln!(
-        "ringdns: compiled {} zone(s) ({} failed), {} names, in {} ms",
-        zones.len(),
-        failed,
-        table.name_count(),
-        started.elapsed().as_millis()
-    );
-    let published = publish::Published::new(table);
-
+/// Engine options from the config's `engine` directive, and the backend
+/// chosen by probing the kernel.
+fn engine_setup(
+    config: &config::Config,
+) -> Result<(engine::EngineOptions, engine::Backend), String> {
     let mut options = engine::EngineOptions::defaults();
     let engine_config = &config.engine;
     if let Some(workers) = engine_config.workers {
@@ -219,25 +214,45 @@ fn serve(conf: &std::path::Path) -> ExitCode {
     if let Some(entries) = engine_config.ring_entries {
         options.ring.entries = entries;
     }
-    let backend = match engine::choose_backend(options.backend) {
-        Ok((backend, why_not_io_uring)) => {
-            if let Some(reason) = why_not_io_uring {
-                eprintln!("ringdns: io_uring unavailable ({reason}); using recvmmsg");
-            }
-            backend
-        }
+    let (backend, why_not_io_uring) =
+        engine::choose_backend(options.backend).map_err(|error| error.to_string())?;
+    if let Some(reason) = why_not_io_uring {
+        eprintln!("ringdns: io_uring unavailable ({reason}); using recvmmsg");
+    }
+    eprintln!(
+        "ringdns: engine: backend {backend}, {} worker(s)",
+        options.workers
+    );
+    Ok((options, backend))
+}
+
+fn serve(conf: &std::path::Path) -> ExitCode {
+    let Some(config) = load_config(conf) else {
+        return ExitCode::FAILURE;
+    };
+    let zones = server::load_zones(&server::zone_sources(&config));
+    let failed = report_zones(&zones, true);
+    let started = std::time::Instant::now();
+    let table = server::compile_zones(&zones);
+    eprintln!(
+        "ringdns: compiled {} zone(s) ({} failed), {} names, in {} ms",
+        zones.len(),
+        failed,
+        table.name_count(),
+        started.elapsed().as_millis()
+    );
+    let published = publish::Published::new(table);
+    let (options, backend) = match engine_setup(&config) {
+        Ok(setup) => setup,
         Err(error) => {
             eprintln!("ringdns: error: {error}");
             return ExitCode::FAILURE;
         }
     };
-
     let listen = server::listen_addresses(&config);
-    eprintln!(
-        "ringdns: engine: backend {backend}, {} worker(s)",
-        options.workers
-    );
-    let engine = match engine::start(&listen, &published, &options, backend) {
+    let engine = match engine::start(&listen, &options, backend, || {
+        engine::DnsHandler::new(published.reader())
+    }) {
         Ok(engine) => engine,
         Err(error) => {
             eprintln!("ringdns: error: {error}");
@@ -251,12 +266,37 @@ fn serve(conf: &std::path::Path) -> ExitCode {
         return ExitCode::FAILURE;
     }
     let addresses: Vec<String> = listen.iter().map(ToString::to_string).collect();
-    eprintln!(
-        "ringdns: serving on {} (UDP and TCP), {} worker(s), backend {}",
-        addresses.join(", "),
-        options.workers,
-        engine.backend
-    );
+    eprintln!("ringdns: serving on {} (UDP and TCP)", addresses.join(", "));
+    for thread in engine.threads {
+        let _ = thread.join();
+    }
+    ExitCode::SUCCESS
+}
+
+/// The bare reflector: the same sockets and engine as `serve`, but each
+/// datagram goes back with QR and AA set and no DNS work. A benchmark
+/// baseline (see loadtest/), not a server.
+fn reflect(conf: &std::path::Path) -> ExitCode {
+    let Some(config) = load_config(conf) else {
+        return ExitCode::FAILURE;
+    };
+    let (options, backend) = match engine_setup(&config) {
+        Ok(setup) => setup,
+        Err(error) => {
+            eprintln!("ringdns: error: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let listen = server::listen_addresses(&config);
+    let engine = match engine::start(&listen, &options, backend, || engine::Reflector) {
+        Ok(engine) => engine,
+        Err(error) => {
+            eprintln!("ringdns: error: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let addresses: Vec<String> = listen.iter().map(ToString::to_string).collect();
+    eprintln!("ringdns: reflecting on {} (UDP only)", addresses.join(", "));
     for thread in engine.threads {
         let _ = thread.join();
     }

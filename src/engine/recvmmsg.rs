@@ -8,10 +8,8 @@ use std::os::fd::AsRawFd;
 
 use socket2::Socket;
 
-use super::WorkerCounters;
-use crate::publish::TableReader;
-use crate::respond::{Transport, UDP_PAYLOAD_SIZE_MAX, respond};
-use crate::wire::query::Query;
+use super::{PacketHandler, WorkerCounters};
+use crate::respond::UDP_PAYLOAD_SIZE_MAX;
 
 /// Largest query we read; longer datagrams are truncated by the kernel and
 /// dropped (no query needs more than a question and an OPT with options).
@@ -109,13 +107,12 @@ impl Batch {
 pub fn serve(
     socket: Socket,
     address: SocketAddr,
-    mut reader: TableReader,
+    mut handler: impl PacketHandler,
     counters: &WorkerCounters,
     batch_size: usize,
 ) {
     let fd = socket.as_raw_fd();
     let mut batch = Batch::new(batch_size);
-    let mut query = Query::default();
     loop {
         batch.reset_receive_lengths();
         // SAFETY: the headers point into `batch`'s buffers, which live as long
@@ -139,7 +136,6 @@ pub fn serve(
         }
         let received = received as usize;
         WorkerCounters::add(&counters.received, received as u64);
-        let table = reader.load();
         let mut replies = 0;
         for index in 0..received {
             let header = &batch.receive_headers[index];
@@ -148,13 +144,7 @@ pub fn serve(
                 continue;
             }
             let packet = &batch.received[index][..length.min(RECV_LEN_MAX)];
-            let reply_length = respond(
-                &mut query,
-                packet,
-                table,
-                Transport::Udp,
-                &mut batch.replies[index],
-            );
+            let reply_length = handler.handle(packet, &mut batch.replies[index]);
             if reply_length == 0 {
                 continue;
             }

@@ -21,10 +21,8 @@ use io_uring::types::{Fd, RecvMsgOut, SubmitArgs};
 use io_uring::{EnterFlags, IoUring, cqueue, opcode, squeue};
 use socket2::Socket;
 
-use super::WorkerCounters;
-use crate::publish::TableReader;
-use crate::respond::{Transport, UDP_PAYLOAD_SIZE_MAX, respond};
-use crate::wire::query::Query;
+use super::{PacketHandler, WorkerCounters};
+use crate::respond::UDP_PAYLOAD_SIZE_MAX;
 
 /// Each provided buffer holds the kernel's recvmsg header, the peer
 /// address, the packet-info control message and the datagram.
@@ -186,7 +184,7 @@ struct Listener {
 
 pub fn serve(
     sockets: Vec<(Socket, SocketAddr)>,
-    mut reader: TableReader,
+    mut handler: impl PacketHandler,
     counters: &WorkerCounters,
     options: RingOptions,
 ) -> io::Result<()> {
@@ -224,7 +222,6 @@ pub fn serve(
         .map(|_| unsafe { std::mem::zeroed() })
         .collect();
     let mut free_slots: Vec<u32> = (0..slot_count as u32).rev().collect();
-    let mut query = Query::default();
     let mut rearm: Vec<usize> = (0..listeners.len()).collect();
 
     loop {
@@ -253,7 +250,6 @@ pub fn serve(
                 Err(error) => return Err(error),
             }
             completion.sync();
-            let table = reader.load();
             for completion_entry in &mut completion {
                 let user_data = completion_entry.user_data();
                 let index = (user_data & INDEX_MASK) as usize;
@@ -285,7 +281,7 @@ pub fn serve(
                     (Some(buffer), Some(&slot_index)) if result > 0 => {
                         let data = &buffer[..(result as usize).min(BUFFER_LEN)];
                         let slot = &mut slots[slot_index as usize];
-                        prepare_reply(data, &listeners[index].header, &mut query, table, slot)
+                        prepare_reply(data, &listeners[index].header, &mut handler, slot)
                     }
                     _ => false,
                 };
@@ -334,8 +330,7 @@ fn push(
 fn prepare_reply(
     data: &[u8],
     receive_header: &libc::msghdr,
-    query: &mut Query,
-    table: &crate::compile::AnswerTable,
+    handler: &mut impl PacketHandler,
     slot: &mut SendSlot,
 ) -> bool {
     let Ok(message) = RecvMsgOut::parse(data, receive_header) else {
@@ -347,13 +342,7 @@ fn prepare_reply(
     {
         return false;
     }
-    let length = respond(
-        query,
-        message.payload_data(),
-        table,
-        Transport::Udp,
-        &mut slot.reply,
-    );
+    let length = handler.handle(message.payload_data(), &mut slot.reply);
     if length == 0 {
         return false;
     }
