@@ -39,7 +39,7 @@ def main():
         for i, host in enumerate(hosts):
             zone.write(f"{host} A 10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}\n")
             if i % 2 == 0:
-                zone.write(f"{host} AAAA 2001:db8::{i:x}\n")
+                zone.write(f"{host} AAAA 2001:db8::{i >> 16:x}:{i & 0xffff:x}\n")
             if i % 10 == 0:
                 zone.write(f"{host} MX 10 mail\n{host} TXT \"v=spf1 host {i}\"\n")
         for alias in cnames:

@@ -6,6 +6,12 @@ use ringdns::{config, engine, publish, server, slowpath, wire};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// mimalloc: zone loading and compiling are allocation-heavy (millions of
+/// small names and RRsets); it loads a 1M-name zone markedly faster than
+/// glibc malloc (BENCHMARKS.md). The fast path allocates nothing either way.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const USAGE: &str = "usage:
   ringdns [-conf FILE]                serve (default FILE: ./Corefile)
   ringdns check [-conf FILE]          check the config and every zone it loads
@@ -241,6 +247,23 @@ fn serve(conf: &std::path::Path) -> ExitCode {
         table.name_count(),
         started.elapsed().as_millis()
     );
+    let parts = table.memory_bytes();
+    let total: usize = parts.iter().map(|(_, bytes)| bytes).sum();
+    let detail: Vec<String> = parts
+        .iter()
+        .map(|(part, bytes)| format!("{part} {}", bytes >> 20))
+        .collect();
+    eprintln!(
+        "ringdns: answer table {} MiB ({} MiB)",
+        total >> 20,
+        detail.join(", ")
+    );
+    // The table holds everything the answers need; the parsed zones can go.
+    drop(zones);
+    // mimalloc returns freed memory to the OS lazily, on later allocations,
+    // which the serving threads never make: hand it back now.
+    // SAFETY: mi_collect only walks mimalloc's own heap structures.
+    unsafe { libmimalloc_sys::mi_collect(true) };
     let published = publish::Published::new(table);
     let (options, backend) = match engine_setup(&config) {
         Ok(setup) => setup,

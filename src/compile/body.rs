@@ -10,8 +10,6 @@
 //! name (`Owner::Question`, offset 12) are listed apart: they only move when
 //! the body answers a name other than the question (after a DNAME).
 
-use std::collections::HashMap;
-
 use crate::wire::name::{self, NAME_LEN_MAX};
 use crate::wire::query::HEADER_LEN;
 use crate::wire::rtype::{self, RdataNames};
@@ -39,44 +37,66 @@ const POINTER_TARGET_MAX: usize = 0x3FFF - NAME_LEN_MAX;
 /// A finished body.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Body {
-    pub bytes: Vec<u8>,
-    /// Offsets in `bytes` of compression pointers into the encloser or the
+    /// The message as compiled: a header placeholder, the question (the
+    /// encloser name, type and class), then the body from `base` on.
+    image: Vec<u8>,
+    base: usize,
+    /// Offsets in the body of compression pointers into the encloser or the
     /// body itself: they move when the question or the body does.
     pub fixups: Vec<u16>,
-    /// Offsets in `bytes` of pointers to the whole question name (the
+    /// Offsets in the body of pointers to the whole question name (the
     /// owner of synthesised records): they follow the question name.
     pub question_pointers: Vec<u16>,
     pub counts: [u16; 3],
-    /// Offset in `bytes` where the additional section starts.
+    /// Offset in the body where the additional section starts.
     pub additional_at: usize,
+}
+
+impl Body {
+    /// The bytes after the question.
+    pub fn bytes(&self) -> &[u8] {
+        self.image.get(self.base..).unwrap_or(&[])
+    }
 }
 
 pub struct BodyBuilder {
     body: Body,
-    /// Absolute message offset of body byte 0 for the compiled question.
-    base: usize,
-    /// Lowercased name (suffix) → absolute offset where it was written.
-    dictionary: HashMap<Vec<u8>, usize>,
+    /// Offsets in the image where a name (or a suffix of one) starts: the
+    /// compression dictionary. Bodies hold few names, so a list scanned
+    /// with a byte comparison beats hashing every suffix.
+    dictionary: Vec<u16>,
     section: Section,
 }
 
 impl BodyBuilder {
     /// A builder for questions ending in `encloser`.
     pub fn new(encloser: &[u8]) -> Self {
-        let mut dictionary = HashMap::new();
+        let mut image = Vec::with_capacity(HEADER_LEN + encloser.len() + 4 + 128);
+        image.resize(HEADER_LEN, 0);
+        image.extend_from_slice(encloser);
+        image.extend_from_slice(&[0; 4]);
+        let mut dictionary = Vec::new();
         let mut offset = HEADER_LEN;
         let mut suffix = encloser;
         while let Some(up) = name::parent(suffix) {
-            dictionary.insert(name::to_lowercase(suffix), offset);
+            dictionary.push(offset as u16);
             offset += suffix.len() - up.len();
             suffix = up;
         }
+        let base = image.len();
         BodyBuilder {
-            body: Body::default(),
-            base: HEADER_LEN + encloser.len() + 4,
+            body: Body {
+                image,
+                base,
+                ..Body::default()
+            },
             dictionary,
             section: Section::Answer,
         }
+    }
+
+    fn len(&self) -> usize {
+        self.body.image.len() - self.body.base
     }
 
     /// Moves on to a later section; sections are written in order.
@@ -84,7 +104,7 @@ impl BodyBuilder {
         debug_assert!(section >= self.section, "sections must be written in order");
         self.section = section;
         if section == Section::Additional && self.body.counts[2] == 0 {
-            self.body.additional_at = self.body.bytes.len();
+            self.body.additional_at = self.len();
         }
     }
 
@@ -97,24 +117,22 @@ impl BodyBuilder {
     pub fn add_record(&mut self, owner: Owner<'_>, record_type: u16, ttl: u32, rdata: &[u8]) {
         match owner {
             Owner::Question => {
-                self.body
-                    .question_pointers
-                    .push(self.body.bytes.len() as u16);
-                self.body.bytes.extend_from_slice(&[0xC0, HEADER_LEN as u8]);
+                self.body.question_pointers.push(self.len() as u16);
+                self.body.image.extend_from_slice(&[0xC0, HEADER_LEN as u8]);
             }
             Owner::Name(owner) => self.write_name(owner, true),
         }
-        let bytes = &mut self.body.bytes;
+        let bytes = &mut self.body.image;
         bytes.extend_from_slice(&record_type.to_be_bytes());
         bytes.extend_from_slice(&rtype::CLASS_IN.to_be_bytes());
         bytes.extend_from_slice(&ttl.to_be_bytes());
         let length_at = bytes.len();
         bytes.extend_from_slice(&[0, 0]);
         match rtype::rdata_names(record_type) {
-            RdataNames::Opaque => self.body.bytes.extend_from_slice(rdata),
+            RdataNames::Opaque => self.body.image.extend_from_slice(rdata),
             RdataNames::One => self.write_name(rdata, true),
             RdataNames::AfterPreference => {
-                self.body.bytes.extend_from_slice(&rdata[..2]);
+                self.body.image.extend_from_slice(&rdata[..2]);
                 self.write_name(&rdata[2..], true);
             }
             RdataNames::TwoThenFixed => {
@@ -122,11 +140,11 @@ impl BodyBuilder {
                 let second_end = first_end + name_end(&rdata[first_end..]);
                 self.write_name(&rdata[..first_end], true);
                 self.write_name(&rdata[first_end..second_end], true);
-                self.body.bytes.extend_from_slice(&rdata[second_end..]);
+                self.body.image.extend_from_slice(&rdata[second_end..]);
             }
         }
-        let length = (self.body.bytes.len() - length_at - 2) as u16;
-        self.body.bytes[length_at..length_at + 2].copy_from_slice(&length.to_be_bytes());
+        let length = (self.body.image.len() - length_at - 2) as u16;
+        self.body.image[length_at..length_at + 2].copy_from_slice(&length.to_be_bytes());
         self.body.counts[self.section as usize] += 1;
     }
 
@@ -135,36 +153,72 @@ impl BodyBuilder {
     fn write_name(&mut self, name: &[u8], compress: bool) {
         let mut suffix = name;
         while let Some(up) = name::parent(suffix) {
-            let key = name::to_lowercase(suffix);
-            if compress && let Some(&target) = self.dictionary.get(&key) {
-                self.body.fixups.push(self.body.bytes.len() as u16);
+            if compress
+                && let Some(&target) = self
+                    .dictionary
+                    .iter()
+                    .find(|&&at| name_at_equals(&self.body.image, at as usize, suffix))
+            {
+                self.body.fixups.push(self.len() as u16);
                 self.body
-                    .bytes
-                    .extend_from_slice(&(0xC000 | target as u16).to_be_bytes());
+                    .image
+                    .extend_from_slice(&(0xC000 | target).to_be_bytes());
                 return;
             }
-            let absolute = self.base + self.body.bytes.len();
+            let absolute = self.body.image.len();
             if absolute <= POINTER_TARGET_MAX {
-                self.dictionary.insert(key, absolute);
+                self.dictionary.push(absolute as u16);
             }
             self.body
-                .bytes
+                .image
                 .extend_from_slice(&suffix[..suffix.len() - up.len()]);
             suffix = up;
         }
-        self.body.bytes.push(0);
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.body.bytes.is_empty()
+        self.body.image.push(0);
     }
 
     pub fn finish(mut self) -> Body {
         if self.body.counts[2] == 0 {
-            self.body.additional_at = self.body.bytes.len();
+            self.body.additional_at = self.len();
         }
         self.body
     }
+}
+
+/// True when the (possibly compressed) name at `at` in `image` equals the
+/// uncompressed `name`, ignoring ASCII case.
+fn name_at_equals(image: &[u8], mut at: usize, name: &[u8]) -> bool {
+    let mut position = 0;
+    // Pointers only go backwards in what we write, so this ends; the bound
+    // is a second guard.
+    for _ in 0..NAME_LEN_MAX {
+        let Some(&length) = image.get(at) else {
+            return false;
+        };
+        if length & 0xC0 == 0xC0 {
+            let Some(&low) = image.get(at + 1) else {
+                return false;
+            };
+            at = (((length & 0x3F) as usize) << 8) | low as usize;
+            continue;
+        }
+        let length = length as usize;
+        let (Some(ours), Some(theirs)) = (
+            image.get(at..at + 1 + length),
+            name.get(position..position + 1 + length),
+        ) else {
+            return false;
+        };
+        if !ours.eq_ignore_ascii_case(theirs) {
+            return false;
+        }
+        if length == 0 {
+            return position + 1 == name.len();
+        }
+        at += 1 + length;
+        position += 1 + length;
+    }
+    false
 }
 
 /// Length of the uncompressed wire name at the start of `bytes`.
@@ -203,16 +257,16 @@ mod tests {
         let body = builder.finish();
         let base = 12 + 9 + 4;
         // CNAME: owner C00C, then rdata "www" + pointer to 12 ("example").
-        assert_eq!(&body.bytes[..2], &[0xC0, 0x0C]);
-        assert_eq!(&body.bytes[10..12], &[0, 6]);
-        assert_eq!(&body.bytes[12..18], &[3, b'w', b'w', b'w', 0xC0, 12]);
+        assert_eq!(&body.bytes()[..2], &[0xC0, 0x0C]);
+        assert_eq!(&body.bytes()[10..12], &[0, 6]);
+        assert_eq!(&body.bytes()[12..18], &[3, b'w', b'w', b'w', 0xC0, 12]);
         // A owner is a pointer to the "www.example" written at base + 12.
         assert_eq!(
-            &body.bytes[18..20],
+            &body.bytes()[18..20],
             &(0xC000u16 | (base as u16 + 12)).to_be_bytes()
         );
         assert_eq!(body.fixups, vec![16, 18]);
         assert_eq!(body.counts, [2, 0, 0]);
-        assert_eq!(body.additional_at, body.bytes.len());
+        assert_eq!(body.additional_at, body.bytes().len());
     }
 }

@@ -1,10 +1,10 @@
 //! Zone → nodes and answers. Each outcome has one small function, as NSD's
 //! query.c does: `positive`, `nodata`, `referral`, `cname_chain`.
 
-use std::collections::{HashMap, HashSet};
+use ahash::{AHashMap as HashMap, AHashSet as HashSet};
 
 use super::body::{Body, BodyBuilder, Owner, Section};
-use super::{AnswerId, AnswerTable, Below, Node, TypedAnswers};
+use super::{AnswerId, AnswerTable, Below, TypedAnswers};
 use crate::wire::name;
 use crate::wire::rtype;
 use crate::zone::{Rrset, Zone, soa_fields};
@@ -45,16 +45,11 @@ pub fn compile(zones: &[ZoneInput<'_>]) -> AnswerTable {
             ZoneInput::Failed { origin } => {
                 let servfail = push_answer(&mut table, &Body::default(), SERVFAIL, false, false, 0);
                 let exact = push_typed(&mut table, Vec::new(), servfail);
-                table
-                    .names
-                    .insert(origin.clone().into_boxed_slice(), table.nodes.len() as u32);
-                table.nodes.push(Node {
-                    exact,
-                    below: Below::Fixed(servfail),
-                });
+                table.insert_node(origin, exact, Below::Fixed(servfail));
             }
         }
     }
+    table.shrink_to_fit();
     table
 }
 
@@ -72,14 +67,14 @@ fn push_answer(
         glue_required,
         counts: body.counts,
         body_start: table.bodies.len() as u32,
-        body_len: body.bytes.len() as u32,
+        body_len: body.bytes().len() as u32,
         additional_at: body.additional_at as u32,
         fixup_start: table.fixups.len() as u32,
-        fixup_len: body.fixups.len() as u32,
-        question_pointer_len: body.question_pointers.len() as u32,
+        fixup_len: body.fixups.len() as u16,
+        question_pointer_len: body.question_pointers.len() as u16,
         encloser_len: encloser_len as u8,
     };
-    table.bodies.extend_from_slice(&body.bytes);
+    table.bodies.extend_from_slice(body.bytes());
     table.fixups.extend_from_slice(&body.fixups);
     table.fixups.extend_from_slice(&body.question_pointers);
     table.answers.push(answer);
@@ -144,8 +139,12 @@ struct ZoneCompiler<'z, 't> {
     /// Owners of NS RRsets other than the apex.
     cuts: HashSet<&'z [u8]>,
     dnames: HashSet<&'z [u8]>,
-    /// Names answered from this zone: authoritative owners and empty non-terminals.
-    existing: HashSet<Vec<u8>>,
+    /// The zone's owners and their RRsets, for constant-time lookups.
+    owners: HashMap<&'z [u8], &'z [Rrset]>,
+    /// Owners hidden below a zone cut or a DNAME (glue and occluded data).
+    occluded: HashSet<&'z [u8]>,
+    /// Empty non-terminals: names with no RRsets but with owners below.
+    empty_non_terminals: HashSet<Vec<u8>>,
     negative_soa: (u32, Vec<u8>),
     nodata: AnswerId,
     nxdomain: AnswerId,
@@ -183,7 +182,13 @@ impl<'z, 't> ZoneCompiler<'z, 't> {
             table,
             cuts,
             dnames,
-            existing: HashSet::new(),
+            owners: zone
+                .nodes
+                .iter()
+                .map(|(owner, rrsets)| (owner.as_slice(), rrsets.as_slice()))
+                .collect(),
+            occluded: HashSet::new(),
+            empty_non_terminals: HashSet::new(),
             negative_soa,
             nodata: 0,
             nxdomain: 0,
@@ -191,17 +196,20 @@ impl<'z, 't> ZoneCompiler<'z, 't> {
         };
         for owner in zone.nodes.keys() {
             if compiler.is_occluded(owner) {
+                compiler.occluded.insert(owner.as_slice());
                 continue;
             }
+            // Every name between an owner and the apex exists (RFC 4592 §2.2.2).
             let mut current = owner.as_slice();
-            loop {
-                if !compiler.existing.insert(current.to_vec()) || current == origin {
+            while current != origin
+                && let Some(up) = name::parent(current)
+            {
+                if compiler.owners.contains_key(up)
+                    || !compiler.empty_non_terminals.insert(up.to_vec())
+                {
                     break;
                 }
-                match name::parent(current) {
-                    Some(up) => current = up,
-                    None => break,
-                }
+                current = up;
             }
         }
         let mut negative = BodyBuilder::new(origin);
@@ -227,14 +235,31 @@ impl<'z, 't> ZoneCompiler<'z, 't> {
     }
 
     fn compile(mut self) {
-        let mut names: Vec<Vec<u8>> = self.existing.iter().cloned().collect();
-        names.sort();
-        for owner in names {
-            let node = self.node(&owner);
-            let index = self.table.nodes.len() as u32;
-            self.table.nodes.push(node);
-            self.table.names.insert(owner.into_boxed_slice(), index);
+        let zone = self.zone;
+        for owner in zone.nodes.keys() {
+            if !self.occluded.contains(owner.as_slice()) {
+                let (exact, below) = self.node(owner);
+                self.table.insert_node(owner, exact, below);
+            }
         }
+        for name in std::mem::take(&mut self.empty_non_terminals) {
+            let (exact, below) = self.node(&name);
+            self.table.insert_node(&name, exact, below);
+        }
+    }
+
+    /// True for the names this zone answers: authoritative owners and
+    /// empty non-terminals.
+    fn exists(&self, owner: &[u8]) -> bool {
+        (self.owners.contains_key(owner) && !self.occluded.contains(owner))
+            || self.empty_non_terminals.contains(owner)
+    }
+
+    fn rrset(&self, owner: &[u8], wanted: u16) -> Option<&'z Rrset> {
+        self.owners
+            .get(owner)?
+            .iter()
+            .find(|rrset| rrset.rtype == wanted)
     }
 
     fn origin(&self) -> &'z [u8] {
@@ -242,7 +267,7 @@ impl<'z, 't> ZoneCompiler<'z, 't> {
     }
 
     fn rrsets(&self, owner: &[u8]) -> &'z [Rrset] {
-        self.zone.nodes.get(owner).map_or(&[], Vec::as_slice)
+        self.owners.get(owner).copied().unwrap_or(&[])
     }
 
     /// True for names hidden below a zone cut or a DNAME (RFC 1034 §4.2.1,
@@ -274,23 +299,21 @@ impl<'z, 't> ZoneCompiler<'z, 't> {
         found
     }
 
-    fn node(&mut self, owner: &[u8]) -> Node {
+    /// What a query for `owner` gets, and what one for a name below it gets.
+    fn node(&mut self, owner: &[u8]) -> (TypedAnswers, Below) {
         if self.cuts.contains(owner) {
             let referral = self.referral(owner);
             // DS lives in the parent (RFC 4035 §3.1.4.1): answered, not referred.
-            let ds = match self.zone.rrset(owner, rtype::DS) {
+            let ds = match self.rrset(owner, rtype::DS) {
                 Some(ds) => self.positive(&OwnerName::Name(owner.to_vec()), owner, ds),
                 None => self.nodata,
             };
             let exact = push_typed(self.table, vec![(rtype::DS, ds)], referral);
-            return Node {
-                exact,
-                below: Below::Fixed(referral),
-            };
+            return (exact, Below::Fixed(referral));
         }
         let exact = self.answers_for(owner, OwnerName::Name(owner.to_vec()), self.rrsets(owner));
         let wildcard = [&[1, b'*'][..], owner].concat();
-        let below = if let Some(dname) = self.zone.rrset(owner, rtype::DNAME) {
+        let below = if let Some(dname) = self.rrset(owner, rtype::DNAME) {
             let mut builder = BodyBuilder::new(owner);
             builder.add_rrset(Owner::Name(owner), rtype::DNAME, dname.ttl, &dname.rdatas);
             let answer = push_answer(
@@ -312,12 +335,12 @@ impl<'z, 't> ZoneCompiler<'z, 't> {
                 // inside the DNAME's own zone.
                 follow: name::is_within(&dname.rdatas[0], self.origin()),
             }
-        } else if self.existing.contains(&wildcard) {
+        } else if self.exists(&wildcard) {
             Below::Wildcard(self.answers_for(owner, OwnerName::Question, self.rrsets(&wildcard)))
         } else {
             Below::Fixed(self.nxdomain)
         };
-        Node { exact, below }
+        (exact, below)
     }
 
     /// Answers by type for a name holding `rrsets`, written with `owner`,
@@ -335,10 +358,10 @@ impl<'z, 't> ZoneCompiler<'z, 't> {
         for rrset in rrsets {
             listed.push((rrset.rtype, self.positive(&owner, encloser, rrset)));
         }
-        // ANY gets one RRset (RFC 8482 §4.2), the lowest type as Knot does.
-        if let Some(lowest) = rrsets.iter().min_by_key(|rrset| rrset.rtype) {
-            let any = self.positive(&owner, encloser, lowest);
-            listed.push((rtype::ANY, any));
+        // ANY gets one RRset (RFC 8482 §4.2), the lowest type as Knot does:
+        // the same answer as a query for that type.
+        if let Some(&(_, lowest)) = listed.iter().min_by_key(|(rtype, _)| *rtype) {
+            listed.push((rtype::ANY, lowest));
         }
         push_typed(self.table, listed, self.nodata)
     }
@@ -451,17 +474,17 @@ impl<'z, 't> ZoneCompiler<'z, 't> {
         if self.is_occluded(target) {
             return Target::BelowDname;
         }
-        if self.existing.contains(target) {
+        if self.exists(target) {
             return Target::Exists(self.rrsets(target));
         }
         let mut current = target;
         while let Some(up) = name::parent(current) {
-            if self.existing.contains(up) {
+            if self.exists(up) {
                 if self.dnames.contains(up) {
                     return Target::BelowDname;
                 }
                 let wildcard = [&[1, b'*'][..], up].concat();
-                if self.existing.contains(&wildcard) {
+                if self.exists(&wildcard) {
                     return Target::Wildcard(self.rrsets(&wildcard));
                 }
                 return Target::NxDomain;
@@ -480,7 +503,7 @@ impl<'z, 't> ZoneCompiler<'z, 't> {
     /// The cut's NS RRset in authority and its glue in additional; returns
     /// whether any glue is for name servers inside the delegated zone.
     fn add_delegation(&self, builder: &mut BodyBuilder, cut: &[u8]) -> bool {
-        let Some(ns) = self.zone.rrset(cut, rtype::NS) else {
+        let Some(ns) = self.rrset(cut, rtype::NS) else {
             return false;
         };
         builder.section(Section::Authority);
@@ -548,7 +571,7 @@ impl<'z, 't> ZoneCompiler<'z, 't> {
     fn add_addresses(&self, builder: &mut BodyBuilder, target: &[u8]) -> bool {
         let mut added = false;
         for wanted in [rtype::A, rtype::AAAA] {
-            if let Some(rrset) = self.zone.rrset(target, wanted) {
+            if let Some(rrset) = self.rrset(target, wanted) {
                 builder.add_rrset(Owner::Name(target), wanted, rrset.ttl, &rrset.rdatas);
                 added = true;
             }

@@ -14,8 +14,6 @@
 mod body;
 mod build;
 
-use std::collections::HashMap;
-
 pub use body::{Body, BodyBuilder, Owner, Section};
 pub use build::{ZoneInput, compile};
 
@@ -37,9 +35,9 @@ pub struct Answer {
     /// Offset within the body where the additional section starts.
     pub additional_at: u32,
     pub fixup_start: u32,
-    pub fixup_len: u32,
+    pub fixup_len: u16,
     /// Pointers to the whole question name, stored after the fixups.
-    pub question_pointer_len: u32,
+    pub question_pointer_len: u16,
     /// Length of the name this body was compiled for (see `body`).
     pub encloser_len: u8,
 }
@@ -75,6 +73,9 @@ pub enum Below {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Node {
+    /// Where the node's name is in `AnswerTable::names`.
+    name_start: u32,
+    name_len: u8,
     pub exact: TypedAnswers,
     pub below: Below,
 }
@@ -98,7 +99,13 @@ pub enum Resolution<'a> {
 /// The immutable table the fast path answers from.
 #[derive(Debug, Default)]
 pub struct AnswerTable {
-    names: HashMap<Box<[u8]>, u32, ahash::RandomState>,
+    hasher: ahash::RandomState,
+    /// Node indices, found by the hash of the node's name. Names live in
+    /// one arena rather than one allocation each: a million-name zone
+    /// would otherwise spend more on allocator overhead than on answers.
+    index: hashbrown::HashTable<u32>,
+    /// Every node's name (lowercased wire format), end to end.
+    names: Vec<u8>,
     nodes: Vec<Node>,
     typed: Vec<(u16, AnswerId)>,
     answers: Vec<Answer>,
@@ -110,14 +117,14 @@ pub struct AnswerTable {
 impl AnswerTable {
     /// Finds the answer for lowercased `qname` and `qtype`.
     pub fn resolve(&self, qname: &[u8], qtype: u16) -> Resolution<'_> {
-        if let Some(&node) = self.names.get(qname) {
-            return Resolution::Answer(self.typed_answer(&self.nodes[node as usize].exact, qtype));
+        if let Some(node) = self.find(qname) {
+            return Resolution::Answer(self.typed_answer(&node.exact, qtype));
         }
         // Walk up to the closest encloser.
         let mut current = qname;
         while let Some(up) = name::parent(current) {
-            if let Some(&node) = self.names.get(up) {
-                return match self.nodes[node as usize].below {
+            if let Some(node) = self.find(up) {
+                return match node.below {
                     Below::Fixed(answer) => Resolution::Answer(&self.answers[answer as usize]),
                     Below::Wildcard(typed) => Resolution::Answer(self.typed_answer(&typed, qtype)),
                     Below::Dname {
@@ -136,6 +143,46 @@ impl AnswerTable {
             current = up;
         }
         Resolution::NotAuthoritative
+    }
+
+    fn find(&self, name: &[u8]) -> Option<&Node> {
+        let hash = self.hasher.hash_one(name);
+        let id = self.index.find(hash, |&id| self.node_name(id) == name)?;
+        self.nodes.get(*id as usize)
+    }
+
+    fn node_name(&self, id: u32) -> &[u8] {
+        let node = &self.nodes[id as usize];
+        &self.names[node.name_start as usize..node.name_start as usize + node.name_len as usize]
+    }
+
+    /// Adds the node for `name`, replacing one already there (a deeper
+    /// zone's apex replaces its parent's delegation).
+    fn insert_node(&mut self, name: &[u8], exact: TypedAnswers, below: Below) {
+        let id = self.nodes.len() as u32;
+        self.nodes.push(Node {
+            name_start: self.names.len() as u32,
+            name_len: name.len() as u8,
+            exact,
+            below,
+        });
+        self.names.extend_from_slice(name);
+        let hash = self.hasher.hash_one(name);
+        let (nodes, names, hasher) = (&self.nodes, &self.names, &self.hasher);
+        let name_of = |id: u32| {
+            let node = &nodes[id as usize];
+            &names[node.name_start as usize..node.name_start as usize + node.name_len as usize]
+        };
+        match self.index.entry(
+            hash,
+            |&other| name_of(other) == name,
+            |&other| hasher.hash_one(name_of(other)),
+        ) {
+            hashbrown::hash_table::Entry::Occupied(mut occupied) => *occupied.get_mut() = id,
+            hashbrown::hash_table::Entry::Vacant(vacant) => {
+                vacant.insert(id);
+            }
+        }
     }
 
     fn typed_answer(&self, typed: &TypedAnswers, qtype: u16) -> &Answer {
@@ -161,6 +208,41 @@ impl AnswerTable {
 
     /// Number of names in the table (owners and empty non-terminals).
     pub fn name_count(&self) -> usize {
-        self.names.len()
+        self.index.len()
+    }
+
+    /// Gives back what the vectors over-allocated while growing (up to half
+    /// of each): the table is immutable from now on.
+    fn shrink_to_fit(&mut self) {
+        let (nodes, names, hasher) = (&self.nodes, &self.names, &self.hasher);
+        self.index.shrink_to_fit(|&id| {
+            let node = &nodes[id as usize];
+            hasher.hash_one(
+                &names[node.name_start as usize..node.name_start as usize + node.name_len as usize],
+            )
+        });
+        self.names.shrink_to_fit();
+        self.nodes.shrink_to_fit();
+        self.typed.shrink_to_fit();
+        self.answers.shrink_to_fit();
+        self.bodies.shrink_to_fit();
+        self.fixups.shrink_to_fit();
+    }
+
+    /// Approximate heap bytes held, by part, for the start-up log.
+    pub fn memory_bytes(&self) -> Vec<(&'static str, usize)> {
+        use std::mem::size_of;
+        vec![
+            ("index", self.index.capacity() * (size_of::<u32>() + 1)),
+            ("names", self.names.capacity()),
+            ("nodes", self.nodes.capacity() * size_of::<Node>()),
+            (
+                "typed",
+                self.typed.capacity() * size_of::<(u16, AnswerId)>(),
+            ),
+            ("answers", self.answers.capacity() * size_of::<Answer>()),
+            ("bodies", self.bodies.capacity()),
+            ("fixups", self.fixups.capacity() * size_of::<u16>()),
+        ]
     }
 }

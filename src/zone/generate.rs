@@ -9,7 +9,7 @@ pub const GENERATED_RECORDS_MAX: u64 = 1 << 20;
 
 /// Expands the tokens of one `$GENERATE` entry (the directive included)
 /// into record lines, each ending in a newline.
-pub fn expand(tokens: &[String]) -> Result<Vec<String>, String> {
+pub fn expand(tokens: &[&str]) -> Result<Vec<String>, String> {
     let usage = "expected $GENERATE start-stop[/step] lhs [ttl] [class] type rhs";
     let range = tokens.get(1).ok_or(usage)?;
     let (bounds, step) = match range.split_once('/') {
@@ -18,7 +18,7 @@ pub fn expand(tokens: &[String]) -> Result<Vec<String>, String> {
             step.parse::<u64>()
                 .map_err(|_| format!("bad step in '{range}'; {usage}"))?,
         ),
-        None => (range.as_str(), 1),
+        None => (*range, 1),
     };
     let (start, stop) = bounds
         .split_once('-')
@@ -141,8 +141,8 @@ fn format_modifier(spec: &str, value: u64) -> Result<String, String> {
 mod tests {
     use super::*;
 
-    fn tokens(text: &str) -> Vec<String> {
-        text.split_whitespace().map(String::from).collect()
+    fn tokens(text: &str) -> Vec<&str> {
+        text.split_whitespace().collect()
     }
 
     #[test]

@@ -11,7 +11,7 @@ use domain::base::rdata::ComposeRecordData;
 use domain::zonefile::inplace::{Entry as ScannedEntry, Zonefile};
 
 use super::text::split_entries;
-use super::validate::{SourcedRecord, build_zone};
+use super::validate::{Scanned, SourcedRecord, build_zone};
 use super::{Zone, ZoneProblem, generate, rdata_text};
 use crate::wire::name;
 
@@ -28,17 +28,17 @@ pub struct Loaded {
 /// Loads and validates the zone `origin` (wire format) from `path`.
 /// On failure returns every error found (at least one), each with file:line.
 pub fn load_file(origin: &[u8], path: &Path) -> Result<Loaded, Vec<ZoneProblem>> {
-    let mut records = Vec::new();
-    scan_file(path, origin, 0, &mut records).map_err(|problem| vec![problem])?;
-    build_zone(origin, records, path)
+    let mut scanned = Scanned::default();
+    scan_file(path, origin, 0, &mut scanned).map_err(|problem| vec![problem])?;
+    build_zone(origin, scanned, path)
 }
 
 /// Like `load_file`, for zone text already in memory; `path` names it in
 /// messages and anchors relative `$INCLUDE`s.
 pub fn load_text(origin: &[u8], text: &str, path: &Path) -> Result<Loaded, Vec<ZoneProblem>> {
-    let mut records = Vec::new();
-    scan_text(text, path, origin, 0, &mut records).map_err(|problem| vec![problem])?;
-    build_zone(origin, records, path)
+    let mut scanned = Scanned::default();
+    scan_text(text, path, origin, 0, &mut scanned).map_err(|problem| vec![problem])?;
+    build_zone(origin, scanned, path)
 }
 
 /// Zone text after expansion, ready for the `domain` scanner.
@@ -104,7 +104,7 @@ fn prepare(text: &str, path: &Path) -> Result<Prepared, ZoneProblem> {
                 continue;
             }
         }
-        prepared.text.push_str(&entry.text);
+        prepared.text.push_str(entry.text);
         prepared
             .source_lines
             .extend((0..lines.max(1)).map(|offset| entry.first_line + offset));
@@ -120,7 +120,7 @@ fn scan_file(
     path: &Path,
     origin: &[u8],
     depth: usize,
-    records: &mut Vec<SourcedRecord>,
+    scanned: &mut Scanned,
 ) -> Result<(), ZoneProblem> {
     let problem = |line: usize, message: String| ZoneProblem {
         file: path.to_path_buf(),
@@ -129,7 +129,7 @@ fn scan_file(
     };
     let text = std::fs::read_to_string(path)
         .map_err(|error| problem(0, format!("cannot read zone file: {error}")))?;
-    scan_text(&text, path, origin, depth, records)
+    scan_text(&text, path, origin, depth, scanned)
 }
 
 fn scan_text(
@@ -137,7 +137,7 @@ fn scan_text(
     path: &Path,
     origin: &[u8],
     depth: usize,
-    records: &mut Vec<SourcedRecord>,
+    scanned: &mut Scanned,
 ) -> Result<(), ZoneProblem> {
     let problem = |line: usize, message: String| ZoneProblem {
         file: path.to_path_buf(),
@@ -148,6 +148,9 @@ fn scan_text(
     let origin_name = Name::from_octets(Bytes::copy_from_slice(origin))
         .map_err(|_| problem(0, "bad origin".into()))?;
     let mut scanner = Zonefile::from(prepared.text.as_str());
+    drop(prepared.text);
+    let file_index = scanned.files.len() as u32;
+    scanned.files.push(path.to_path_buf());
     scanner.set_origin(origin_name);
     scanner.set_default_class(Class::IN);
     let mut entry_index = 0;
@@ -190,18 +193,19 @@ fn scan_text(
         entry_index += 1;
         match entry {
             ScannedEntry::Record(record) => {
-                let mut owner = Vec::new();
+                let mut owner = Vec::with_capacity(32);
                 let _ = record.owner().compose(&mut owner);
+                owner.make_ascii_lowercase();
                 let mut rdata = Vec::new();
                 let _ = record.data().compose_rdata(&mut rdata);
-                records.push(SourcedRecord {
-                    owner: name::to_lowercase(&owner),
+                scanned.records.push(SourcedRecord {
+                    owner,
                     rtype: record.rtype().to_int(),
                     class: record.class().to_int(),
                     ttl: record.ttl().as_secs(),
                     rdata,
-                    file: path.to_path_buf(),
-                    line,
+                    file: file_index,
+                    line: line as u32,
                 });
             }
             ScannedEntry::Include {
@@ -237,7 +241,7 @@ fn scan_text(
                     &included,
                     &name::to_lowercase(&include_origin),
                     depth + 1,
-                    records,
+                    scanned,
                 )?;
             }
         }

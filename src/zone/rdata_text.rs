@@ -42,9 +42,9 @@ pub fn rewrite(entry: &Entry) -> Result<Option<String>, String> {
 
 /// LOC (RFC 1876 §3): `d1 [m1 [s1]] {N|S} d2 [m2 [s2]] {E|W} alt[m]
 /// [siz[m] [hp[m] [vp[m]]]]`.
-fn loc(tokens: &[String]) -> Result<Vec<u8>, String> {
+fn loc(tokens: &[&str]) -> Result<Vec<u8>, String> {
     let usage = "expected LOC d1 [m1 [s1]] N|S d2 [m2 [s2]] E|W alt[m] [size[m] [hp[m] [vp[m]]]]";
-    let mut rest = tokens.iter().map(String::as_str);
+    let mut rest = tokens.iter().copied();
     let latitude = angle(&mut rest, ('N', 'S'), 90).ok_or(usage)?;
     let longitude = angle(&mut rest, ('E', 'W'), 180).ok_or(usage)?;
     let altitude_cm = metres_to_cm(rest.next().ok_or(usage)?).ok_or(usage)?;
@@ -144,7 +144,7 @@ fn loc_precision(mut centimetres: u64) -> Option<u8> {
 
 /// URI (RFC 7553): priority, weight, and the target as one quoted string
 /// stored without a length byte.
-fn uri(tokens: &[String]) -> Result<Vec<u8>, String> {
+fn uri(tokens: &[&str]) -> Result<Vec<u8>, String> {
     let usage = "expected URI priority weight \"target\"";
     let [priority, weight, target] = tokens else {
         return Err(usage.to_string());
@@ -161,7 +161,7 @@ fn uri(tokens: &[String]) -> Result<Vec<u8>, String> {
 }
 
 /// TXT-style RDATA: one or more character-strings of at most 255 bytes.
-fn character_strings(tokens: &[String]) -> Result<Vec<u8>, String> {
+fn character_strings(tokens: &[&str]) -> Result<Vec<u8>, String> {
     if tokens.is_empty() {
         return Err("expected one or more character-strings".to_string());
     }
@@ -178,7 +178,7 @@ fn character_strings(tokens: &[String]) -> Result<Vec<u8>, String> {
 
 /// SMIMEA (RFC 8162), laid out like TLSA: usage, selector, matching type,
 /// then hex that may be split over several tokens.
-fn cert_association(tokens: &[String]) -> Result<Vec<u8>, String> {
+fn cert_association(tokens: &[&str]) -> Result<Vec<u8>, String> {
     let usage = "expected usage selector matching-type hex";
     if tokens.len() < 4 {
         return Err(usage.to_string());
@@ -192,7 +192,7 @@ fn cert_association(tokens: &[String]) -> Result<Vec<u8>, String> {
 }
 
 /// EUI48/EUI64 (RFC 7043): hex pairs separated by hyphens.
-fn eui(tokens: &[String], length: usize) -> Result<Vec<u8>, String> {
+fn eui(tokens: &[&str], length: usize) -> Result<Vec<u8>, String> {
     let usage = format!("expected {length} hex pairs separated by '-'");
     let [text] = tokens else {
         return Err(usage);

@@ -6,18 +6,19 @@
 /// One logical entry of a zone file: a control entry (`$TTL …`), a record,
 /// or nothing but blanks and comments.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Entry {
+pub struct Entry<'a> {
     /// 1-based line the entry starts on.
     pub first_line: usize,
     /// The raw text, including its final newline (if any).
-    pub text: String,
+    pub text: &'a str,
     /// True when the entry starts with a blank: the owner is omitted.
     pub starts_with_blank: bool,
-    /// Tokens as written (quoted ones keep their quotes), comments removed.
-    pub tokens: Vec<String>,
+    /// Tokens as written (quoted ones keep their quotes, escapes stay
+    /// escaped), comments removed.
+    pub tokens: Vec<&'a str>,
 }
 
-impl Entry {
+impl Entry<'_> {
     pub fn is_empty(&self) -> bool {
         self.tokens.is_empty()
     }
@@ -36,103 +37,120 @@ impl Entry {
 }
 
 /// Splits `text` into entries. Concatenating the entries' `text` gives back
-/// the input exactly.
-pub fn split_entries(text: &str) -> Vec<Entry> {
+/// the input exactly. Tokens are slices of `text`: no copies are made.
+pub fn split_entries(text: &str) -> Vec<Entry<'_>> {
+    let bytes = text.as_bytes();
     let mut entries = Vec::new();
     let mut line = 1;
-    let mut start = 0;
-    let mut depth = 0usize;
-    let mut in_quote = false;
-    let mut in_comment = false;
-    let mut escaped = false;
-    let mut tokens: Vec<String> = Vec::new();
-    let mut token = String::new();
-    let mut token_open = false;
+    let mut entry_start = 0;
     let mut entry_line = 1;
-
-    let finish_token = |token: &mut String, token_open: &mut bool, tokens: &mut Vec<String>| {
-        if *token_open {
-            tokens.push(std::mem::take(token));
-            *token_open = false;
-        }
-    };
-
-    for (index, character) in text.char_indices() {
-        if in_comment {
-            if character != '\n' {
+    let mut depth = 0usize;
+    let mut tokens: Vec<&str> = Vec::new();
+    // Start of the token being read, if any.
+    let mut token_start: Option<usize> = None;
+    let mut index = 0;
+    while index < bytes.len() {
+        let byte = bytes[index];
+        match byte {
+            b'\\' => {
+                token_start.get_or_insert(index);
+                // The escaped character is part of the token, whatever it is.
+                if bytes.get(index + 1) == Some(&b'\n') {
+                    line += 1;
+                }
+                index += 2;
                 continue;
             }
-            in_comment = false;
-        }
-        if escaped {
-            token.push(character);
-            escaped = false;
-            if character == '\n' {
-                line += 1;
-            }
-            continue;
-        }
-        match character {
-            '\\' => {
-                token.push(character);
-                token_open = true;
-                escaped = true;
-            }
-            '"' => {
-                token.push(character);
-                token_open = true;
-                in_quote = !in_quote;
-                if !in_quote {
-                    finish_token(&mut token, &mut token_open, &mut tokens);
+            b'"' => {
+                let start = token_start.take().unwrap_or(index);
+                let mut end = index + 1;
+                while end < bytes.len() && bytes[end] != b'"' && bytes[end] != b'\n' {
+                    end += if bytes[end] == b'\\' { 2 } else { 1 };
                 }
+                let close = (end < bytes.len() && bytes[end] == b'"') as usize;
+                let end = (end + close).min(bytes.len());
+                tokens.push(&text[start..end]);
+                index = end;
+                continue;
             }
-            _ if in_quote && character != '\n' => token.push(character),
-            ';' => {
-                finish_token(&mut token, &mut token_open, &mut tokens);
-                in_comment = true;
+            b';' => {
+                finish(text, &mut token_start, index, &mut tokens);
+                while index < bytes.len() && bytes[index] != b'\n' {
+                    index += 1;
+                }
+                continue;
             }
-            '(' => {
-                finish_token(&mut token, &mut token_open, &mut tokens);
-                depth += 1;
+            b'(' | b')' => {
+                finish(text, &mut token_start, index, &mut tokens);
+                depth = if byte == b'(' {
+                    depth + 1
+                } else {
+                    depth.saturating_sub(1)
+                };
             }
-            ')' => {
-                finish_token(&mut token, &mut token_open, &mut tokens);
-                depth = depth.saturating_sub(1);
-            }
-            '\n' => {
-                finish_token(&mut token, &mut token_open, &mut tokens);
+            b'\n' => {
+                finish(text, &mut token_start, index, &mut tokens);
                 line += 1;
-                in_quote = false;
                 if depth == 0 {
-                    let raw = &text[start..=index];
-                    entries.push(Entry {
-                        first_line: entry_line,
-                        text: raw.to_string(),
-                        starts_with_blank: raw.starts_with([' ', '\t']),
-                        tokens: std::mem::take(&mut tokens),
-                    });
-                    start = index + 1;
+                    push_entry(
+                        &mut entries,
+                        text,
+                        entry_start,
+                        index + 1,
+                        entry_line,
+                        &mut tokens,
+                    );
+                    entry_start = index + 1;
                     entry_line = line;
                 }
             }
-            ' ' | '\t' | '\r' => finish_token(&mut token, &mut token_open, &mut tokens),
+            b' ' | b'\t' | b'\r' => finish(text, &mut token_start, index, &mut tokens),
             _ => {
-                token.push(character);
-                token_open = true;
+                token_start.get_or_insert(index);
             }
         }
+        index += 1;
     }
-    finish_token(&mut token, &mut token_open, &mut tokens);
-    if start < text.len() {
-        let raw = &text[start..];
-        entries.push(Entry {
-            first_line: entry_line,
-            text: raw.to_string(),
-            starts_with_blank: raw.starts_with([' ', '\t']),
-            tokens,
-        });
+    finish(text, &mut token_start, bytes.len().min(index), &mut tokens);
+    if entry_start < text.len() {
+        push_entry(
+            &mut entries,
+            text,
+            entry_start,
+            text.len(),
+            entry_line,
+            &mut tokens,
+        );
     }
     entries
+}
+
+fn finish<'a>(
+    text: &'a str,
+    token_start: &mut Option<usize>,
+    end: usize,
+    tokens: &mut Vec<&'a str>,
+) {
+    if let Some(start) = token_start.take() {
+        tokens.push(&text[start..end.min(text.len())]);
+    }
+}
+
+fn push_entry<'a>(
+    entries: &mut Vec<Entry<'a>>,
+    text: &'a str,
+    start: usize,
+    end: usize,
+    first_line: usize,
+    tokens: &mut Vec<&'a str>,
+) {
+    let raw = &text[start..end];
+    entries.push(Entry {
+        first_line,
+        text: raw,
+        starts_with_blank: raw.starts_with([' ', '\t']),
+        tokens: std::mem::take(tokens),
+    });
 }
 
 /// Index of the type token of a record entry: after the owner (unless
@@ -161,12 +179,12 @@ mod tests {
     fn entries_keep_lines_and_reassemble() {
         let text = "$TTL 60\n@ SOA ns hm (\n 1 2 3 ; serial etc\n 4 5 )\n\n; just a comment\nwww A 1.2.3.4\n  TXT \"a ; (b\" c\nlast A 1.1.1.1";
         let entries = split_entries(text);
-        let joined: String = entries.iter().map(|entry| entry.text.as_str()).collect();
+        let joined: String = entries.iter().map(|entry| entry.text).collect();
         assert_eq!(joined, text);
         let records: Vec<(usize, &str)> = entries
             .iter()
             .filter(|entry| !entry.is_empty() && !entry.is_control())
-            .map(|entry| (entry.first_line, entry.tokens[0].as_str()))
+            .map(|entry| (entry.first_line, entry.tokens[0]))
             .collect();
         assert_eq!(records, vec![(2, "@"), (7, "www"), (8, "TXT"), (9, "last")]);
         let txt = entries.iter().find(|entry| entry.first_line == 8).unwrap();

@@ -20,8 +20,17 @@ pub struct SourcedRecord {
     pub class: u16,
     pub ttl: u32,
     pub rdata: Vec<u8>,
-    pub file: PathBuf,
-    pub line: usize,
+    /// Index into `Scanned::files`.
+    pub file: u32,
+    pub line: u32,
+}
+
+/// Everything scanned for one zone: its records and the files they came
+/// from (the zone file and its `$INCLUDE`s).
+#[derive(Debug, Default)]
+pub struct Scanned {
+    pub files: Vec<PathBuf>,
+    pub records: Vec<SourcedRecord>,
 }
 
 /// Types that may share an owner with a CNAME (RFC 2181 §10.1, RFC 4035).
@@ -29,182 +38,184 @@ fn may_accompany_cname(rtype: u16) -> bool {
     matches!(rtype, rtype::CNAME | rtype::RRSIG | rtype::NSEC)
 }
 
+/// An RRset being assembled, with where its first record was.
+struct Sourced {
+    rrset: Rrset,
+    file: u32,
+    line: u32,
+}
+
 pub fn build_zone(
     origin: &[u8],
-    records: Vec<SourcedRecord>,
+    scanned: Scanned,
     path: &Path,
 ) -> Result<Loaded, Vec<ZoneProblem>> {
-    let mut errors = Vec::new();
-    let mut warnings = Vec::new();
-    let at = |record: &SourcedRecord, message: String| ZoneProblem {
-        file: record.file.clone(),
-        line: record.line,
+    let Scanned { files, mut records } = scanned;
+    let problem = |file: u32, line: u32, message: String| ZoneProblem {
+        file: files
+            .get(file as usize)
+            .cloned()
+            .unwrap_or_else(|| path.to_path_buf()),
+        line: line as usize,
         message,
     };
+    let mut errors = Vec::new();
+    let mut warnings = Vec::new();
     let origin_text = to_text(origin);
 
-    // Owner → type → (rrset, line of its first record).
-    let mut nodes: BTreeMap<Vec<u8>, Vec<(Rrset, usize)>> = BTreeMap::new();
-    let mut first_line_of: BTreeMap<Vec<u8>, (PathBuf, usize)> = BTreeMap::new();
-    for record in &records {
-        if record.class != rtype::CLASS_IN {
-            errors.push(at(
-                record,
-                format!("class {} is not supported; only IN", record.class),
-            ));
-            continue;
+    records.retain(|record| {
+        let message = if record.class != rtype::CLASS_IN {
+            format!("class {} is not supported; only IN", record.class)
+        } else if !name::is_within(&record.owner, origin) {
+            format!(
+                "record {} is outside the zone {origin_text}",
+                to_text(&record.owner)
+            )
+        } else if record.rtype == rtype::SOA && record.owner != origin {
+            format!(
+                "SOA record at {} is not at the zone apex {origin_text}",
+                to_text(&record.owner)
+            )
+        } else {
+            return true;
+        };
+        errors.push(problem(record.file, record.line, message));
+        false
+    });
+
+    // Group by owner. The sort is stable, so each RRset keeps zone order.
+    records.sort_by(|a, b| a.owner.cmp(&b.owner));
+    let mut nodes: Vec<(Vec<u8>, Vec<Sourced>)> = Vec::new();
+    for record in records {
+        if nodes.last().is_none_or(|(owner, _)| *owner != record.owner) {
+            nodes.push((record.owner, Vec::new()));
         }
-        if !name::is_within(&record.owner, origin) {
-            errors.push(at(
-                record,
-                format!(
-                    "record {} is outside the zone {origin_text}",
-                    to_text(&record.owner)
-                ),
-            ));
+        let Some((owner, rrsets)) = nodes.last_mut() else {
             continue;
-        }
-        if record.rtype == rtype::SOA && record.owner != origin {
-            errors.push(at(
-                record,
-                format!(
-                    "SOA record at {} is not at the zone apex {origin_text}",
-                    to_text(&record.owner)
-                ),
-            ));
-            continue;
-        }
-        first_line_of
-            .entry(record.owner.clone())
-            .or_insert((record.file.clone(), record.line));
-        let rrsets = nodes.entry(record.owner.clone()).or_default();
+        };
         match rrsets
             .iter_mut()
-            .find(|(rrset, _)| rrset.rtype == record.rtype)
+            .find(|sourced| sourced.rrset.rtype == record.rtype)
         {
-            Some((rrset, _)) => {
+            None => rrsets.push(Sourced {
+                rrset: Rrset {
+                    rtype: record.rtype,
+                    ttl: record.ttl,
+                    rdatas: vec![record.rdata],
+                },
+                file: record.file,
+                line: record.line,
+            }),
+            Some(sourced) => {
+                let rrset = &mut sourced.rrset;
                 if rrset.rdatas.contains(&record.rdata) {
                     continue; // duplicate records collapse silently (RFC 2181 §5)
                 }
-                if rrset.ttl != record.ttl {
-                    warnings.push(at(
-                        record,
-                        format!(
-                            "TTL {} differs from {} of the same RRset; using {}",
-                            record.ttl,
-                            rrset.ttl,
-                            rrset.ttl.min(record.ttl)
-                        ),
-                    ));
-                    rrset.ttl = rrset.ttl.min(record.ttl);
-                }
                 if matches!(record.rtype, rtype::SOA | rtype::CNAME | rtype::DNAME) {
-                    errors.push(at(
-                        record,
-                        format!(
-                            "more than one {} record at {}",
-                            rtype::to_text(record.rtype),
-                            to_text(&record.owner)
-                        ),
-                    ));
+                    let message = format!(
+                        "more than one {} record at {}",
+                        rtype::to_text(record.rtype),
+                        to_text(owner)
+                    );
+                    errors.push(problem(record.file, record.line, message));
                     continue;
                 }
-                rrset.rdatas.push(record.rdata.clone());
+                if rrset.ttl != record.ttl {
+                    let lowest = rrset.ttl.min(record.ttl);
+                    let message = format!(
+                        "TTL {} differs from {} of the same RRset; using {lowest}",
+                        record.ttl, rrset.ttl
+                    );
+                    warnings.push(problem(record.file, record.line, message));
+                    rrset.ttl = lowest;
+                }
+                rrset.rdatas.push(record.rdata);
             }
-            None => rrsets.push((
-                Rrset {
-                    rtype: record.rtype,
-                    ttl: record.ttl,
-                    rdatas: vec![record.rdata.clone()],
-                },
-                record.line,
-            )),
         }
-    }
-
-    // Apex problems are reported at the apex's first record, else line 1.
-    let (apex_file, apex_line) = first_line_of
-        .get(origin)
-        .cloned()
-        .unwrap_or_else(|| (path.to_path_buf(), 1));
-    let whole_file = |message: String| ZoneProblem {
-        file: apex_file.clone(),
-        line: apex_line,
-        message,
-    };
-    let apex = nodes.get(origin);
-    if !apex.is_some_and(|rrsets| rrsets.iter().any(|(rrset, _)| rrset.rtype == rtype::SOA)) {
-        errors.push(whole_file(format!(
-            "no SOA record at the zone apex {origin_text}"
-        )));
-    }
-    if !apex.is_some_and(|rrsets| rrsets.iter().any(|(rrset, _)| rrset.rtype == rtype::NS)) {
-        errors.push(whole_file(format!(
-            "no NS records at the zone apex {origin_text}"
-        )));
     }
 
     for (owner, rrsets) in &nodes {
-        let cname = rrsets.iter().find(|(rrset, _)| rrset.rtype == rtype::CNAME);
-        if let Some((_, line)) = cname
-            && let Some((other, _)) = rrsets
-                .iter()
-                .find(|(rrset, _)| !may_accompany_cname(rrset.rtype))
-        {
-            let file = first_line_of
-                .get(owner)
-                .map_or_else(|| path.to_path_buf(), |(file, _)| file.clone());
-            errors.push(ZoneProblem {
-                file,
-                line: *line,
-                message: format!(
-                    "CNAME and other data ({}) at {}",
-                    rtype::to_text(other.rtype),
-                    to_text(owner)
-                ),
-            });
+        let cname = rrsets
+            .iter()
+            .find(|sourced| sourced.rrset.rtype == rtype::CNAME);
+        let other = rrsets
+            .iter()
+            .find(|sourced| !may_accompany_cname(sourced.rrset.rtype));
+        if let (Some(cname), Some(other)) = (cname, other) {
+            let message = format!(
+                "CNAME and other data ({}) at {}",
+                rtype::to_text(other.rrset.rtype),
+                to_text(owner)
+            );
+            errors.push(problem(cname.file, cname.line, message));
         }
+    }
+
+    let nodes: BTreeMap<Vec<u8>, Vec<Sourced>> = nodes.into_iter().collect();
+    let has = |owner: &[u8], wanted: u16| {
+        nodes
+            .get(owner)
+            .is_some_and(|rrsets| rrsets.iter().any(|s| s.rrset.rtype == wanted))
+    };
+    // Apex problems are reported at the apex's first record, else line 1.
+    let (apex_file, apex_line) = nodes
+        .get(origin)
+        .and_then(|rrsets| rrsets.first())
+        .map_or((u32::MAX, 1), |s| (s.file, s.line));
+    if !has(origin, rtype::SOA) {
+        errors.push(problem(
+            apex_file,
+            apex_line,
+            format!("no SOA record at the zone apex {origin_text}"),
+        ));
+    }
+    if !has(origin, rtype::NS) {
+        errors.push(problem(
+            apex_file,
+            apex_line,
+            format!("no NS records at the zone apex {origin_text}"),
+        ));
     }
 
     // Glue: every name server inside the subtree it serves needs an address.
     for (owner, rrsets) in &nodes {
-        let Some((ns, line)) = rrsets.iter().find(|(rrset, _)| rrset.rtype == rtype::NS) else {
+        if owner.as_slice() == origin {
+            continue;
+        }
+        let Some(ns) = rrsets
+            .iter()
+            .find(|sourced| sourced.rrset.rtype == rtype::NS)
+        else {
             continue;
         };
-        for target in &ns.rdatas {
+        for target in &ns.rrset.rdatas {
             let target = name::to_lowercase(target);
-            if owner == origin || !name::is_within(&target, owner) {
-                continue;
-            }
-            let has_address = nodes.get(&target).is_some_and(|rrsets| {
-                rrsets
-                    .iter()
-                    .any(|(rrset, _)| matches!(rrset.rtype, rtype::A | rtype::AAAA))
-            });
-            if !has_address {
-                let file = first_line_of
-                    .get(owner)
-                    .map_or_else(|| path.to_path_buf(), |(file, _)| file.clone());
-                warnings.push(ZoneProblem {
-                    file,
-                    line: *line,
-                    message: format!(
-                        "missing glue: no A or AAAA for name server {} of delegation {}",
-                        to_text(&target),
-                        to_text(owner)
-                    ),
-                });
+            if name::is_within(&target, owner)
+                && !has(&target, rtype::A)
+                && !has(&target, rtype::AAAA)
+            {
+                let message = format!(
+                    "missing glue: no A or AAAA for name server {} of delegation {}",
+                    to_text(&target),
+                    to_text(owner)
+                );
+                warnings.push(problem(ns.file, ns.line, message));
             }
         }
     }
 
     if !errors.is_empty() {
-        errors.sort_by_key(|problem| (problem.file.clone(), problem.line));
+        errors.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
         return Err(errors);
     }
     let nodes = nodes
         .into_iter()
-        .map(|(owner, rrsets)| (owner, rrsets.into_iter().map(|(rrset, _)| rrset).collect()))
+        .map(|(owner, rrsets)| {
+            (
+                owner,
+                rrsets.into_iter().map(|sourced| sourced.rrset).collect(),
+            )
+        })
         .collect();
     Ok(Loaded {
         zone: Zone {
