@@ -14,7 +14,8 @@
 #   SERVER_CPUS      CPU list for the servers (default 0)
 #   CLIENT_CPUS      CPU list for the clients (default 1)
 #   WORKERS          server worker count (ringdns workers, Knot udp-workers, NSD server-count; default 1)
-#   SERVERS          which servers, in order (default "ringdns ringdns-recvmmsg reflector knot nsd")
+#   SERVERS          which servers, in order (default "ringdns ringdns-recvmmsg reflector
+#                    reflector-recvmmsg knot nsd"; the reflectors are `ringdns reflect`)
 #   CLIENTS          which clients (default "dnsperf loadgen")
 #   NAMES            names in the generated zone (default 10000)
 #   LOADGEN_ARGS     extra flags for ringdns-loadgen (default "-c 8 -q 64")
@@ -29,7 +30,7 @@ SECONDS_PER_RUN=${SECONDS_PER_RUN:-10}
 SERVER_CPUS=${SERVER_CPUS:-0}
 CLIENT_CPUS=${CLIENT_CPUS:-1}
 WORKERS=${WORKERS:-1}
-SERVERS=${SERVERS:-ringdns ringdns-recvmmsg reflector knot nsd}
+SERVERS=${SERVERS:-ringdns ringdns-recvmmsg reflector reflector-recvmmsg knot nsd}
 CLIENTS=${CLIENTS:-dnsperf loadgen}
 NAMES=${NAMES:-10000}
 LOADGEN_ARGS=${LOADGEN_ARGS:--c 8 -q 64}
@@ -102,8 +103,9 @@ start_server() {
     local name=$1 dir="$work/$1"
     mkdir -p "$dir"
     case $name in
-        ringdns | ringdns-recvmmsg | reflector)
-            local backend=io_uring; [ "$name" = ringdns-recvmmsg ] && backend=recvmmsg
+        ringdns | ringdns-recvmmsg | reflector | reflector-recvmmsg)
+            local backend=io_uring
+            case $name in *-recvmmsg) backend=recvmmsg ;; esac
             cat >"$dir/Corefile" <<CONF
 $ORIGIN:$PORT {
     bind 127.0.0.1
@@ -115,7 +117,8 @@ $ORIGIN:$PORT {
     }
 }
 CONF
-            local command=serve; [ "$name" = reflector ] && command=reflect
+            local command=serve
+            case $name in reflector*) command=reflect ;; esac
             if [ $command = reflect ]; then
                 taskset -c "$SERVER_CPUS" "$BIN_DIR/ringdns" reflect -conf "$dir/Corefile" 2>"$dir/log" &
             else
@@ -175,6 +178,7 @@ CONF
             ;;
     esac
     wait_ready "$name"
+    grep -h "engine:\|io_uring unavailable\|warning" "$dir/log" >&2 2>/dev/null || true
     # knotd places its UDP workers on CPUs itself: put every thread back.
     for process in $(descendants "$server_pid"); do
         taskset -a -p -c "$SERVER_CPUS" "$process" >/dev/null

@@ -15,5 +15,5 @@ for workers in ${WORKER_COUNTS:-1 2 4 8 12}; do
     WORKERS=$workers SERVER_CPUS="0-$((workers - 1))" CLIENT_CPUS="$first_client-$last_client" \
         DNSPERF_ARGS="-c $((8 * client_threads)) -q 512 -T $client_threads" \
         LOADGEN_ARGS="-c $((8 * client_threads)) -q 64 -T $client_threads" \
-        SERVERS="${SERVERS:-ringdns knot nsd}" loadtest/compare.sh
+        SERVERS="${SERVERS:-ringdns ringdns-recvmmsg reflector-recvmmsg knot nsd}" loadtest/compare.sh
 done

@@ -83,6 +83,7 @@ pub struct EngineOptions {
     pub cpus: Vec<usize>,
     /// Datagrams taken per recvmmsg and sent per sendmmsg.
     pub batch: usize,
+    /// Socket receive buffer per socket (default `RECEIVE_BUFFER_DEFAULT`).
     pub rcvbuf: Option<usize>,
     pub sndbuf: Option<usize>,
     pub backend: BackendChoice,
@@ -253,6 +254,41 @@ fn spawn_worker(
         })
 }
 
+/// The kernel's default UDP receive buffer (212,992 bytes on most systems)
+/// holds about 1,000 queries: a 1-2 ms stall of a worker's CPU at 500k
+/// queries/s overflows it, and the kernel drops the rest (RcvbufErrors).
+/// 4 MiB rides out such stalls (loadtest/README.md measures it).
+pub const RECEIVE_BUFFER_DEFAULT: usize = 4 << 20;
+
+/// Sets the receive buffer, past net.core.rmem_max when we may
+/// (SO_RCVBUFFORCE needs CAP_NET_ADMIN), and says so when the kernel caps it.
+fn set_receive_buffer(socket: &Socket, size: usize) {
+    let value = size.min(i32::MAX as usize / 2) as libc::c_int;
+    // SAFETY: setsockopt reads one c_int from a live local.
+    let forced = unsafe {
+        libc::setsockopt(
+            std::os::fd::AsRawFd::as_raw_fd(socket),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUFFORCE,
+            (&value as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    } == 0;
+    if !forced {
+        let _ = socket.set_recv_buffer_size(size);
+    }
+    // Linux reports twice the size asked for (it counts its own overhead).
+    let granted = socket.recv_buffer_size().unwrap_or(0) / 2;
+    static WARNED: std::sync::Once = std::sync::Once::new();
+    if granted < size {
+        WARNED.call_once(|| {
+            eprintln!(
+                "ringdns: warning: UDP receive buffer capped at {granted} bytes (asked {size}); raise net.core.rmem_max (see tuning/README.md)"
+            )
+        });
+    }
+}
+
 fn bind_udp(address: SocketAddr, options: &EngineOptions) -> io::Result<Socket> {
     let socket = Socket::new(
         Domain::for_address(address),
@@ -268,9 +304,7 @@ fn bind_udp(address: SocketAddr, options: &EngineOptions) -> io::Result<Socket> 
         // Learn each query's destination address so the reply leaves from it.
         recvmmsg::enable_packet_info(&socket, address.is_ipv6())?;
     }
-    if let Some(size) = options.rcvbuf {
-        socket.set_recv_buffer_size(size)?;
-    }
+    set_receive_buffer(&socket, options.rcvbuf.unwrap_or(RECEIVE_BUFFER_DEFAULT));
     if let Some(size) = options.sndbuf {
         socket.set_send_buffer_size(size)?;
     }
