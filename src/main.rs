@@ -250,8 +250,15 @@ fn serve(conf: &std::path::Path) -> ExitCode {
     let parts = table.memory_bytes();
     let mib = |bytes: usize| bytes as f64 / f64::from(1 << 20);
     let total: usize = parts.iter().map(|(_, bytes)| bytes).sum();
-    let detail: Vec<String> = parts.iter().map(|(part, bytes)| format!("{part} {:.1}", mib(*bytes))).collect();
-    eprintln!("ringdns: answer table {:.1} MiB ({} MiB)", mib(total), detail.join(", "));
+    let detail: Vec<String> = parts
+        .iter()
+        .map(|(part, bytes)| format!("{part} {:.1}", mib(*bytes)))
+        .collect();
+    eprintln!(
+        "ringdns: answer table {:.1} MiB ({} MiB)",
+        mib(total),
+        detail.join(", ")
+    );
     // The table holds everything the answers need; the parsed zones can go.
     drop(zones);
     // mimalloc returns freed memory to the OS lazily, on later allocations,
