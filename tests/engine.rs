@@ -12,6 +12,14 @@ use std::time::{Duration, Instant};
 use common::*;
 use domain::base::iana::Rtype;
 
+/// These tests measure timing and CPU placement: run them one at a time
+/// so they do not load the machine for each other.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 const ZONE: &str = "$ORIGIN example.test.\n$TTL 3600\n@ SOA ns1 hostmaster 1 7200 900 1209600 300\n NS ns1\nns1 A 192.0.2.1\nwww A 192.0.2.80\n";
 
 fn start(tag: &str, engine: &str) -> (TempDir, ServerProcess) {
@@ -56,6 +64,7 @@ fn www_answers(addr: SocketAddr) -> bool {
 
 #[test]
 fn worker_count_and_pinning_are_honoured() {
+    let _serial = serial();
     let cpus = std::thread::available_parallelism().map_or(1, usize::from);
     for backend in ["io_uring", "recvmmsg"] {
         let last_cpu = cpus - 1;
@@ -82,6 +91,7 @@ fn worker_count_and_pinning_are_honoured() {
 
 #[test]
 fn a_zero_length_datagram_does_not_silence_a_worker() {
+    let _serial = serial();
     for backend in ["io_uring", "recvmmsg"] {
         // One worker, so every datagram reaches the same receive loop.
         let (_dir, server) = start(
@@ -110,6 +120,7 @@ fn a_zero_length_datagram_does_not_silence_a_worker() {
 
 #[test]
 fn tcp_stays_fast_while_udp_clients_hammer_the_server() {
+    let _serial = serial();
     let (_dir, server) = start("engine-flood", "        workers 1");
     let addr = server.addr;
     let stop = Arc::new(AtomicBool::new(false));
