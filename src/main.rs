@@ -233,9 +233,31 @@ fn engine_setup(
 }
 
 fn serve(conf: &std::path::Path) -> ExitCode {
-    let Some(config) = load_config(conf) else {
-        return ExitCode::FAILURE;
-    };
+    exit_code(serve_zones(conf))
+}
+
+fn reflect(conf: &std::path::Path) -> ExitCode {
+    exit_code(reflect_only(conf))
+}
+
+/// Prints a start-up error (if any) and turns it into the exit status.
+fn exit_code(result: Result<(), String>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            if !error.is_empty() {
+                eprintln!("ringdns: error: {error}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Config, zones, table, then the workers and the slow path; returns only
+/// if start-up fails or every worker stops.
+fn serve_zones(conf: &std::path::Path) -> Result<(), String> {
+    // load_config prints its own errors.
+    let config = load_config(conf).ok_or_else(String::new)?;
     let zones = server::load_zones(&server::zone_sources(&config));
     let failed = report_zones(&zones, true);
     let started = std::time::Instant::now();
@@ -266,63 +288,39 @@ fn serve(conf: &std::path::Path) -> ExitCode {
     // SAFETY: mi_collect only walks mimalloc's own heap structures.
     unsafe { libmimalloc_sys::mi_collect(true) };
     let published = publish::Published::new(table);
-    let (options, backend) = match engine_setup(&config) {
-        Ok(setup) => setup,
-        Err(error) => {
-            eprintln!("ringdns: error: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let listen = server::listen_addresses(&config);
-    let engine = match engine::start(&listen, &options, backend, || {
-        engine::DnsHandler::new(published.reader())
-    }) {
-        Ok(engine) => engine,
-        Err(error) => {
-            eprintln!("ringdns: error: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    if let Err(error) =
-        slowpath::tcp::start(&listen, &published, &slowpath::tcp::TcpOptions::default())
-    {
-        eprintln!("ringdns: error: {error}");
-        return ExitCode::FAILURE;
-    }
+    let (engine, listen) = start_engine(&config, || engine::DnsHandler::new(published.reader()))?;
+    slowpath::tcp::start(&listen, &published, &slowpath::tcp::TcpOptions::default())
+        .map_err(|error| error.to_string())?;
     let addresses: Vec<String> = listen.iter().map(ToString::to_string).collect();
     eprintln!("ringdns: serving on {} (UDP and TCP)", addresses.join(", "));
     for thread in engine.threads {
         let _ = thread.join();
     }
-    ExitCode::SUCCESS
+    Ok(())
 }
 
 /// The bare reflector: the same sockets and engine as `serve`, but each
 /// datagram goes back with QR and AA set and no DNS work. A benchmark
 /// baseline (see loadtest/), not a server.
-fn reflect(conf: &std::path::Path) -> ExitCode {
-    let Some(config) = load_config(conf) else {
-        return ExitCode::FAILURE;
-    };
-    let (options, backend) = match engine_setup(&config) {
-        Ok(setup) => setup,
-        Err(error) => {
-            eprintln!("ringdns: error: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let listen = server::listen_addresses(&config);
-    let engine = match engine::start(&listen, &options, backend, || engine::Reflector) {
-        Ok(engine) => engine,
-        Err(error) => {
-            eprintln!("ringdns: error: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
+fn reflect_only(conf: &std::path::Path) -> Result<(), String> {
+    let config = load_config(conf).ok_or_else(String::new)?;
+    let (engine, listen) = start_engine(&config, || engine::Reflector)?;
     let addresses: Vec<String> = listen.iter().map(ToString::to_string).collect();
     eprintln!("ringdns: reflecting on {} (UDP only)", addresses.join(", "));
     for thread in engine.threads {
         let _ = thread.join();
     }
-    ExitCode::SUCCESS
+    Ok(())
+}
+
+/// Opens the UDP sockets of every listen address and starts the workers.
+fn start_engine<H: engine::PacketHandler>(
+    config: &config::Config,
+    make_handler: impl Fn() -> H,
+) -> Result<(engine::Engine, Vec<std::net::SocketAddr>), String> {
+    let (options, backend) = engine_setup(config)?;
+    let listen = server::listen_addresses(config);
+    let engine = engine::start(&listen, &options, backend, make_handler)
+        .map_err(|error| error.to_string())?;
+    Ok((engine, listen))
 }

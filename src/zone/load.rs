@@ -62,11 +62,7 @@ fn prepare(text: &str, path: &Path) -> Result<Prepared, ZoneProblem> {
         entry_lines: Vec::new(),
         entry_starts: Vec::new(),
     };
-    let problem = |line: usize, message: String| ZoneProblem {
-        file: path.to_path_buf(),
-        line,
-        message,
-    };
+    let problem = |line, message| problem_at(path, line, message);
     for entry in split_entries(text) {
         if !entry.is_empty() {
             prepared.entry_starts.push(prepared.source_lines.len() + 1);
@@ -116,17 +112,21 @@ fn prepare(text: &str, path: &Path) -> Result<Prepared, ZoneProblem> {
     Ok(prepared)
 }
 
+fn problem_at(path: &Path, line: usize, message: String) -> ZoneProblem {
+    ZoneProblem {
+        file: path.to_path_buf(),
+        line,
+        message,
+    }
+}
+
 fn scan_file(
     path: &Path,
     origin: &[u8],
     depth: usize,
     scanned: &mut Scanned,
 ) -> Result<(), ZoneProblem> {
-    let problem = |line: usize, message: String| ZoneProblem {
-        file: path.to_path_buf(),
-        line,
-        message,
-    };
+    let problem = |line, message| problem_at(path, line, message);
     let text = std::fs::read_to_string(path)
         .map_err(|error| problem(0, format!("cannot read zone file: {error}")))?;
     scan_text(&text, path, origin, depth, scanned)
@@ -139,11 +139,7 @@ fn scan_text(
     depth: usize,
     scanned: &mut Scanned,
 ) -> Result<(), ZoneProblem> {
-    let problem = |line: usize, message: String| ZoneProblem {
-        file: path.to_path_buf(),
-        line,
-        message,
-    };
+    let problem = |line, message| problem_at(path, line, message);
     let prepared = prepare(text, path)?;
     let origin_name = Name::from_octets(Bytes::copy_from_slice(origin))
         .map_err(|_| problem(0, "bad origin".into()))?;
