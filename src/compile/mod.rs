@@ -211,6 +211,25 @@ impl AnswerTable {
         self.index.len()
     }
 
+    /// Room for about `names` nodes, `answers` answers and `body_bytes` of
+    /// bodies, reserved up front.
+    fn reserve(&mut self, names: usize, answers: usize, body_bytes: usize) {
+        let (nodes, names_arena, hasher) = (&self.nodes, &self.names, &self.hasher);
+        self.index.reserve(names, |&id| {
+            let node = &nodes[id as usize];
+            hasher.hash_one(
+                &names_arena
+                    [node.name_start as usize..node.name_start as usize + node.name_len as usize],
+            )
+        });
+        self.names.reserve(names * 24);
+        self.nodes.reserve(names);
+        self.typed.reserve(answers + names);
+        self.answers.reserve(answers);
+        self.bodies.reserve(body_bytes);
+        self.fixups.reserve(answers * 2);
+    }
+
     /// Gives back what the vectors over-allocated while growing (up to half
     /// of each): the table is immutable from now on.
     fn shrink_to_fit(&mut self) {

@@ -10,7 +10,7 @@ use domain::base::name::Name;
 use domain::base::rdata::ComposeRecordData;
 use domain::zonefile::inplace::{Entry as ScannedEntry, Zonefile};
 
-use super::text::split_entries;
+use super::text::for_each_entry;
 use super::validate::{Scanned, SourcedRecord, build_zone};
 use super::{Zone, ZoneProblem, generate, rdata_text};
 use crate::wire::name;
@@ -63,12 +63,13 @@ fn prepare(text: &str, path: &Path) -> Result<Prepared, ZoneProblem> {
         entry_starts: Vec::new(),
     };
     let problem = |line, message| problem_at(path, line, message);
-    for entry in split_entries(text) {
+    for_each_entry(text, |entry| {
         if !entry.is_empty() {
             prepared.entry_starts.push(prepared.source_lines.len() + 1);
         }
-        let directive = entry.tokens.first().map(|token| token.to_ascii_uppercase());
-        if entry.is_control() && directive.as_deref() == Some("$GENERATE") {
+        let directive =
+            |name: &str| entry.is_control() && entry.tokens[0].eq_ignore_ascii_case(name);
+        if directive("$GENERATE") {
             for line in generate::expand(&entry.tokens)
                 .map_err(|message| problem(entry.first_line, message))?
             {
@@ -76,16 +77,16 @@ fn prepare(text: &str, path: &Path) -> Result<Prepared, ZoneProblem> {
                 prepared.source_lines.push(entry.first_line);
                 prepared.entry_lines.push(entry.first_line);
             }
-            continue;
+            return Ok(());
         }
         let mut lines = entry.line_count();
-        if entry.is_control() && directive.as_deref() == Some("$INCLUDE") {
+        if directive("$INCLUDE") {
             prepared.entry_lines.push(entry.first_line);
         }
         if !entry.is_empty() && !entry.is_control() {
             prepared.entry_lines.push(entry.first_line);
             if let Some(rewritten) =
-                rdata_text::rewrite(&entry).map_err(|message| problem(entry.first_line, message))?
+                rdata_text::rewrite(entry).map_err(|message| problem(entry.first_line, message))?
             {
                 // Same number of lines as the original, so later lines keep their numbers.
                 prepared.text.push_str(&rewritten);
@@ -97,14 +98,15 @@ fn prepare(text: &str, path: &Path) -> Result<Prepared, ZoneProblem> {
                 prepared
                     .source_lines
                     .extend((0..lines).map(|offset| entry.first_line + offset));
-                continue;
+                return Ok(());
             }
         }
         prepared.text.push_str(entry.text);
         prepared
             .source_lines
             .extend((0..lines.max(1)).map(|offset| entry.first_line + offset));
-    }
+        Ok(())
+    })?;
     // The scanner wants a final line feed.
     if !prepared.text.ends_with('\n') {
         prepared.text.push('\n');

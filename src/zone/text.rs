@@ -37,10 +37,39 @@ impl Entry<'_> {
 }
 
 /// Splits `text` into entries. Concatenating the entries' `text` gives back
-/// the input exactly. Tokens are slices of `text`: no copies are made.
+/// the input exactly. For tests; the loader streams with `for_each_entry`.
+#[cfg(test)]
 pub fn split_entries(text: &str) -> Vec<Entry<'_>> {
-    let bytes = text.as_bytes();
     let mut entries = Vec::new();
+    let _ = for_each_entry(text, |entry| {
+        entries.push(entry.clone());
+        Ok::<(), ()>(())
+    });
+    entries
+}
+
+/// Calls `visit` with each entry of `text`, in order. Tokens are slices of
+/// `text` and one token vector is reused, so a million-record zone costs no
+/// allocation per entry. Stops at the first error `visit` returns.
+pub fn for_each_entry<'a, E>(
+    text: &'a str,
+    mut visit: impl FnMut(&Entry<'a>) -> Result<(), E>,
+) -> Result<(), E> {
+    let bytes = text.as_bytes();
+    let mut visit_entry =
+        |start: usize, end: usize, first_line: usize, tokens: &mut Vec<&'a str>| {
+            let raw = &text[start..end];
+            let entry = Entry {
+                first_line,
+                text: raw,
+                starts_with_blank: raw.starts_with([' ', '\t']),
+                tokens: std::mem::take(tokens),
+            };
+            let result = visit(&entry);
+            *tokens = entry.tokens;
+            tokens.clear();
+            result
+        };
     let mut line = 1;
     let mut entry_start = 0;
     let mut entry_line = 1;
@@ -58,14 +87,18 @@ pub fn split_entries(text: &str) -> Vec<Entry<'_>> {
                 if bytes.get(index + 1) == Some(&b'\n') {
                     line += 1;
                 }
-                index += 2;
+                index += 1 + char_len_at(text, index + 1);
                 continue;
             }
             b'"' => {
                 let start = token_start.take().unwrap_or(index);
                 let mut end = index + 1;
                 while end < bytes.len() && bytes[end] != b'"' && bytes[end] != b'\n' {
-                    end += if bytes[end] == b'\\' { 2 } else { 1 };
+                    end += if bytes[end] == b'\\' {
+                        1 + char_len_at(text, end + 1)
+                    } else {
+                        1
+                    };
                 }
                 let close = (end < bytes.len() && bytes[end] == b'"') as usize;
                 let end = (end + close).min(bytes.len());
@@ -92,14 +125,7 @@ pub fn split_entries(text: &str) -> Vec<Entry<'_>> {
                 finish(text, &mut token_start, index, &mut tokens);
                 line += 1;
                 if depth == 0 {
-                    push_entry(
-                        &mut entries,
-                        text,
-                        entry_start,
-                        index + 1,
-                        entry_line,
-                        &mut tokens,
-                    );
+                    visit_entry(entry_start, index + 1, entry_line, &mut tokens)?;
                     entry_start = index + 1;
                     entry_line = line;
                 }
@@ -113,16 +139,17 @@ pub fn split_entries(text: &str) -> Vec<Entry<'_>> {
     }
     finish(text, &mut token_start, bytes.len().min(index), &mut tokens);
     if entry_start < text.len() {
-        push_entry(
-            &mut entries,
-            text,
-            entry_start,
-            text.len(),
-            entry_line,
-            &mut tokens,
-        );
+        visit_entry(entry_start, text.len(), entry_line, &mut tokens)?;
     }
-    entries
+    Ok(())
+}
+
+/// Length in bytes of the character at `at` (0 at the end of the text), so
+/// an escape never splits a multi-byte character.
+fn char_len_at(text: &str, at: usize) -> usize {
+    text.get(at..)
+        .and_then(|rest| rest.chars().next())
+        .map_or(0, char::len_utf8)
 }
 
 fn finish<'a>(
@@ -134,23 +161,6 @@ fn finish<'a>(
     if let Some(start) = token_start.take() {
         tokens.push(&text[start..end.min(text.len())]);
     }
-}
-
-fn push_entry<'a>(
-    entries: &mut Vec<Entry<'a>>,
-    text: &'a str,
-    start: usize,
-    end: usize,
-    first_line: usize,
-    tokens: &mut Vec<&'a str>,
-) {
-    let raw = &text[start..end];
-    entries.push(Entry {
-        first_line,
-        text: raw,
-        starts_with_blank: raw.starts_with([' ', '\t']),
-        tokens: std::mem::take(tokens),
-    });
 }
 
 /// Index of the type token of a record entry: after the owner (unless
@@ -191,6 +201,12 @@ mod tests {
         assert_eq!(txt.tokens, vec!["TXT", "\"a ; (b\"", "c"]);
         assert!(txt.starts_with_blank);
         assert_eq!(entries[1].line_count(), 3);
+    }
+
+    #[test]
+    fn escaped_multibyte_characters_stay_whole() {
+        let entries = split_entries("a TXT \\é \"x\\é\" \\");
+        assert_eq!(entries[0].tokens, vec!["a", "TXT", "\\é", "\"x\\é\"", "\\"]);
     }
 
     #[test]
