@@ -204,3 +204,40 @@ fn tcp_stays_fast_while_udp_clients_hammer_the_server() {
         "a TCP query took {slowest:?} during the UDP flood"
     );
 }
+
+#[test]
+fn a_wildcard_bind_answers_from_the_address_the_query_was_sent_to() {
+    let _serial = serial();
+    for backend in ["io_uring", "recvmmsg"] {
+        let dir = TempDir::new(&format!("engine-pktinfo-{backend}"));
+        dir.write("db", ZONE);
+        let port = free_port();
+        // No `bind`: the server listens on 0.0.0.0 and [::].
+        let text = format!(
+            "example.test:{port} {{\n    file db\n    engine {{\n        backend {backend}\n        workers 1\n    }}\n}}\n"
+        );
+        let server = start_ringdns(&text, dir.path());
+        // The whole of 127/8 is local: ask on two other addresses.
+        for destination in ["127.0.0.2", "127.0.0.3"] {
+            let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+            socket
+                .set_read_timeout(Some(Duration::from_secs(2)))
+                .unwrap();
+            let target: SocketAddr = format!("{destination}:{port}").parse().unwrap();
+            let query = build_query("www.example.test.", Rtype::A, &QueryOpts::default());
+            socket.send_to(&query, target).unwrap();
+            let mut buffer = [0u8; 512];
+            let (length, from) = socket.recv_from(&mut buffer).unwrap_or_else(|error| {
+                panic!(
+                    "{backend}: no reply via {destination}: {error}\n{}",
+                    server.output()
+                )
+            });
+            assert_eq!(
+                from, target,
+                "{backend}: the reply must come from the address the query went to"
+            );
+            assert_eq!(parse_reply(&buffer[..length]).unwrap().answer.len(), 1);
+        }
+    }
+}
