@@ -53,6 +53,11 @@ pub fn respond(
     transport: Transport,
     out: &mut [u8],
 ) -> usize {
+    // Room for the largest reply that ignores the limit: a header, the
+    // longest question and an OPT record.
+    if out.len() < UDP_LEN_CLASSIC {
+        return 0;
+    }
     match query.parse(packet) {
         Ok(()) => {}
         Err(Malformed::Drop) => return 0,
@@ -271,8 +276,13 @@ impl Reply<'_> {
         let cname_at = question_end + dname.body_len as usize;
         let cname_len = 12 + substituted_len;
         let followed_at = cname_at + cname_len;
+        // The follow-up answer's pointers must stay below 0x3FFF, and it must
+        // fit: without it, the DNAME and CNAME still answer (RFC 6672 §3.1).
+        let followed = followed.filter(|answer| {
+            followed_at + answer.body_len as usize + opt_len <= self.limit.min(0x3FFF)
+        });
         let followed_len = followed.map_or(0, |answer| answer.body_len as usize);
-        if followed_at + followed_len + opt_len > self.limit.min(0x3FFF) {
+        if followed_at + followed_len + opt_len > self.limit {
             return self.empty(FLAG_AA, dname.rcode as u16, true);
         }
         let mut counts = dname.counts;

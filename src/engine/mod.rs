@@ -217,7 +217,10 @@ pub fn start<H: PacketHandler>(
                 let ring = options.ring;
                 engine.threads.push(spawn_worker(worker, cpu, move || {
                     if let Err(error) = uring::serve(worker_sockets, handler, &counters, ring) {
+                        // A server missing a worker silently serves a fraction
+                        // of its queries: stop, so the supervisor restarts it.
                         eprintln!("ringdns: error: io_uring worker {worker} stopped: {error}");
+                        std::process::exit(1);
                     }
                 })?);
             }

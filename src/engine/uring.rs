@@ -26,7 +26,9 @@ use crate::respond::UDP_PAYLOAD_SIZE_MAX;
 
 /// Each provided buffer holds the kernel's recvmsg header, the peer
 /// address, the packet-info control message and the datagram.
-const BUFFER_LEN: usize = 2048;
+/// 4 KiB, like the recvmmsg backend's largest query, so both backends
+/// accept the same datagrams.
+const BUFFER_LEN: usize = 4096;
 const REPLY_LEN_MAX: usize = UDP_PAYLOAD_SIZE_MAX as usize;
 /// Room for one IPV6_PKTINFO control message: CMSG_SPACE(20) on 64-bit.
 const CONTROL_LEN: usize = 40;
@@ -62,9 +64,68 @@ pub fn probe() -> Result<(), String> {
             return Err(format!("the kernel lacks IORING_OP_{name}"));
         }
     }
-    BufferRing::new(&ring, 8)
+    let mut ring = ring;
+    let buffers = BufferRing::new(&ring, 8)
         .map_err(|error| format!("provided buffer rings unavailable: {error}"))?;
+    // SAFETY: all-zero is a valid msghdr. Declared before the sockets and
+    // used only by the probe's receive; it outlives the ring (dropped below).
+    let mut header: Box<libc::msghdr> = Box::new(unsafe { std::mem::zeroed() });
+    header.msg_namelen = std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t;
+    let outcome = probe_multishot_receive(&mut ring, &header);
+    let _ = ring.submitter().unregister_buf_ring(BUFFER_GROUP);
+    drop(ring);
+    drop(buffers);
+    outcome
+}
+
+/// Arms a multishot RecvMsg on a loopback socket and sends it a datagram:
+/// the opcode exists since 5.3 but multishot receive only since 6.0, and
+/// only a real completion tells which this kernel has.
+fn probe_multishot_receive(ring: &mut IoUring, header: &libc::msghdr) -> Result<(), String> {
+    let failed = |what: &str, error: io::Error| format!("{what}: {error}");
+    let receiver =
+        std::net::UdpSocket::bind("127.0.0.1:0").map_err(|error| failed("probe socket", error))?;
+    let sender =
+        std::net::UdpSocket::bind("127.0.0.1:0").map_err(|error| failed("probe socket", error))?;
+    let receive = opcode::RecvMsgMulti::new(Fd(receiver.as_raw_fd()), header, BUFFER_GROUP)
+        .build()
+        .user_data(1);
+    // SAFETY: `header` and the buffer ring belong to the caller, which drops
+    // the ring before either.
+    unsafe { ring.submission().push(&receive) }
+        .map_err(|_| "probe: submission queue full".to_string())?;
+    ring.submit()
+        .map_err(|error| failed("probe submit", error))?;
+    let target = receiver
+        .local_addr()
+        .map_err(|error| failed("probe socket", error))?;
+    sender
+        .send_to(b"probe", target)
+        .map_err(|error| failed("probe send", error))?;
+    let timeout = io_uring::types::Timespec::new().sec(1);
+    let _ = ring
+        .submitter()
+        .submit_with_args(1, &SubmitArgs::new().timespec(&timeout));
+    let entry = ring
+        .completion()
+        .next()
+        .ok_or("multishot receive: no completion within 1 s")?;
+    if entry.result() < 0 {
+        return Err(format!(
+            "multishot receive unsupported: {}",
+            io::Error::from_raw_os_error(-entry.result())
+        ));
+    }
+    if cqueue::buffer_select(entry.flags()).is_none() {
+        return Err("multishot receive did not use the provided buffers".to_string());
+    }
     Ok(())
+}
+
+/// Room for four completions per submission (a multishot receive posts
+/// many), within the kernel's limit of 65,536 (IORING_MAX_CQ_ENTRIES).
+fn completion_entries(entries: u32) -> u32 {
+    (entries * 4).min(65536)
 }
 
 fn build_ring(entries: u32) -> io::Result<IoUring> {
@@ -73,9 +134,13 @@ fn build_ring(entries: u32) -> io::Result<IoUring> {
     IoUring::builder()
         .setup_single_issuer()
         .setup_defer_taskrun()
-        .setup_cqsize(entries * 4)
+        .setup_cqsize(completion_entries(entries))
         .build(entries)
-        .or_else(|_| IoUring::builder().setup_cqsize(entries * 4).build(entries))
+        .or_else(|_| {
+            IoUring::builder()
+                .setup_cqsize(completion_entries(entries))
+                .build(entries)
+        })
 }
 
 /// A provided buffer ring (kernel 5.19+): receive buffers the kernel picks
@@ -114,8 +179,10 @@ impl BufferRing {
             tail: 0,
             buffers: vec![0; count as usize * BUFFER_LEN],
         };
-        // SAFETY: the memory is page-aligned, `count` entries long, and lives
-        // until Drop, which unregisters it first.
+        // SAFETY: the memory is page-aligned and `count` entries long. The
+        // kernel pins its pages at registration, so our munmap in Drop never
+        // frees memory the kernel still reads; the buffers it points to are
+        // freed only after the ring is gone (see `serve`).
         unsafe {
             ring.submitter()
                 .register_buf_ring_with_flags(memory as u64, count, BUFFER_GROUP, 0)?
@@ -158,8 +225,8 @@ impl BufferRing {
 
 impl Drop for BufferRing {
     fn drop(&mut self) {
-        // SAFETY: the mapping was made in `new` with this length. The ring
-        // (and so the kernel's use of it) is dropped before or with us.
+        // SAFETY: the mapping was made in `new` with this length; the kernel
+        // holds its own reference to the pages while the ring is registered.
         unsafe { libc::munmap(self.entries_memory.cast(), self.entries_len) };
     }
 }
@@ -223,8 +290,9 @@ pub fn serve(
         .collect();
     let mut free_slots: Vec<u32> = (0..slot_count as u32).rev().collect();
     let mut rearm: Vec<usize> = (0..listeners.len()).collect();
+    let mut last_error_report: Option<std::time::Instant> = None;
 
-    loop {
+    let failure = 'serving: loop {
         {
             let (submitter, mut submission, mut completion) = ring.split();
             for &index in &rearm {
@@ -247,7 +315,7 @@ pub fn serve(
                         error.raw_os_error(),
                         Some(libc::EINTR) | Some(libc::EBUSY) | Some(libc::ETIME)
                     ) => {}
-                Err(error) => return Err(error),
+                Err(error) => break 'serving error,
             }
             completion.sync();
             for completion_entry in &mut completion {
@@ -268,11 +336,17 @@ pub fn serve(
                 }
                 let Some(buffer_id) = cqueue::buffer_select(flags) else {
                     if result < 0 && result != -libc::ENOBUFS {
-                        eprintln!(
-                            "ringdns: receive on {}: {}",
-                            listeners[index].address,
-                            io::Error::from_raw_os_error(-result)
-                        );
+                        // Re-arming at once would spin on a persistent error:
+                        // pause a little and report at most once a second.
+                        std::thread::sleep(std::time::Duration::from_millis(1));
+                        if last_error_report.is_none_or(|at| at.elapsed().as_secs() >= 1) {
+                            last_error_report = Some(std::time::Instant::now());
+                            eprintln!(
+                                "ringdns: receive on {}: {}",
+                                listeners[index].address,
+                                io::Error::from_raw_os_error(-result)
+                            );
+                        }
                     }
                     continue;
                 };
@@ -304,7 +378,16 @@ pub fn serve(
             buffers.publish();
             submission.sync();
         }
-    }
+    };
+    // The kernel may still write into receive buffers and read send slots
+    // until the ring's asynchronous teardown ends, after this thread has
+    // moved on: leak them rather than free memory it may touch. This path
+    // is fatal (the process exits), so the leak is bounded.
+    drop(ring);
+    std::mem::forget(buffers);
+    std::mem::forget(slots);
+    std::mem::forget(listeners);
+    Err(failure)
 }
 
 /// Pushes `entry`, flushing the queue to the kernel first when it is full.

@@ -57,7 +57,10 @@ pub fn expand(tokens: &[&str]) -> Result<Vec<String>, String> {
         line.push_str(&substitute(rhs, value)?);
         line.push('\n');
         lines.push(line);
-        value += step;
+        match value.checked_add(step) {
+            Some(next) => value = next,
+            None => break,
+        }
     }
     Ok(lines)
 }
@@ -176,5 +179,19 @@ mod tests {
         assert!(expand(&tokens("$GENERATE 1-2 a")).is_err());
         assert!(expand(&tokens("$GENERATE 0-99999999 a$ A 1.2.3.4")).is_err());
         assert!(expand(&tokens("$GENERATE 1-2 ${0,1,q} A 1.2.3.4")).is_err());
+        // The last value of u64 ends the range instead of wrapping to 0.
+        let top = u64::MAX;
+        assert_eq!(
+            expand(&tokens(&format!("$GENERATE {top}-{top} h$ A 1.2.3.4")))
+                .unwrap()
+                .len(),
+            1
+        );
+        assert_eq!(
+            expand(&tokens(&format!("$GENERATE 5-{top}/{top} h$ A 1.2.3.4")))
+                .unwrap()
+                .len(),
+            1
+        );
     }
 }
