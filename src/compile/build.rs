@@ -66,7 +66,7 @@ pub fn compile(zones: &[ZoneInput<'_>]) -> AnswerTable {
             ZoneInput::Failed { origin } => {
                 let servfail = push_answer(&mut table, &Body::default(), SERVFAIL, false, false, 0);
                 let exact = push_typed(&mut table, Vec::new(), servfail);
-                table.insert_node(origin, exact, Below::Fixed(servfail));
+                table.insert_apex(origin, exact, Below::Fixed(servfail));
             }
         }
     }
@@ -258,8 +258,13 @@ impl<'z, 't> ZoneCompiler<'z, 't> {
     fn compile(mut self) {
         let zone = self.zone;
         for owner in zone.nodes.keys() {
-            if !self.occluded.contains(owner.as_slice()) {
-                let (exact, below) = self.node(owner);
+            if self.occluded.contains(owner.as_slice()) {
+                continue;
+            }
+            let (exact, below) = self.node(owner);
+            if owner.as_slice() == self.origin() {
+                self.table.insert_apex(owner, exact, below);
+            } else {
                 self.table.insert_node(owner, exact, below);
             }
         }

@@ -185,6 +185,37 @@ impl AnswerTable {
         }
     }
 
+    /// The answer listed for `rtype` at exactly `name`, if the node lists
+    /// one (not the default for unlisted types).
+    fn listed_answer(&self, name: &[u8], rtype: u16) -> Option<AnswerId> {
+        let node = self.find(name)?;
+        let start = node.exact.start as usize;
+        let listed = &self.typed[start..start + node.exact.len as usize];
+        listed.iter().find(|(listed_type, _)| *listed_type == rtype).map(|(_, id)| *id)
+    }
+
+    /// `typed` with `rtype` answered by `answer` (added or replaced).
+    fn with_listed(&mut self, typed: TypedAnswers, rtype: u16, answer: AnswerId) -> TypedAnswers {
+        let start = typed.start as usize;
+        let mut listed: Vec<(u16, AnswerId)> = self.typed[start..start + typed.len as usize].to_vec();
+        listed.retain(|(listed_type, _)| *listed_type != rtype);
+        listed.push((rtype, answer));
+        let new_start = self.typed.len() as u32;
+        self.typed.extend_from_slice(&listed);
+        TypedAnswers { start: new_start, len: listed.len() as u32, other: typed.other }
+    }
+
+    /// Adds the apex node of a zone. Where a parent zone served here
+    /// delegates to it, the parent's DS answer is kept: DS is the parent's
+    /// data (RFC 4035 §3.1.4.1), as Knot and NSD answer it.
+    fn insert_apex(&mut self, name: &[u8], exact: TypedAnswers, below: Below) {
+        let exact = match self.listed_answer(name, crate::wire::rtype::DS) {
+            Some(parent_ds) => self.with_listed(exact, crate::wire::rtype::DS, parent_ds),
+            None => exact,
+        };
+        self.insert_node(name, exact, below);
+    }
+
     fn typed_answer(&self, typed: &TypedAnswers, qtype: u16) -> &Answer {
         let listed = &self.typed[typed.start as usize..(typed.start + typed.len) as usize];
         let id = listed

@@ -420,3 +420,28 @@ fn any_returns_one_rrset_per_rfc_8482() {
     assert_eq!(section(&alias, 0).len(), 1);
     assert_eq!(section(&alias, 0)[0].1, rtype::CNAME);
 }
+
+#[test]
+fn parent_and_child_zones_served_together() {
+    let parent_origin = from_text("example").unwrap();
+    let parent = crate::zone::load_text(&parent_origin, ZONE, Path::new("parent.zone")).unwrap();
+    let child_origin = from_text("sub.example").unwrap();
+    let child_text = "$ORIGIN sub.example.\n@ 60 SOA ns1 hm 7 1 1 1 1\n@ 60 NS ns1\nns1 60 A 192.0.2.53\nwww 60 A 192.0.2.99\n";
+    let child = crate::zone::load_text(&child_origin, child_text, Path::new("child.zone")).unwrap();
+    let table = compile(&[ZoneInput::Loaded(&child.zone), ZoneInput::Loaded(&parent.zone)]);
+    // The child answers for its own names, authoritatively.
+    let www = udp(&table, "www.sub.example", rtype::A);
+    assert!(aa(&www));
+    assert_eq!(section(&www, 0)[0].2, "192.0.2.99");
+    let soa = udp(&table, "sub.example", rtype::SOA);
+    assert_eq!(section(&soa, 0)[0].1, rtype::SOA);
+    // DS at the child's apex is the parent's (RFC 4035 §3.1.4.1).
+    let ds = udp(&table, "sub.example", rtype::DS);
+    assert!(aa(&ds));
+    assert_eq!(section(&ds, 0).len(), 1);
+    assert_eq!(section(&ds, 0)[0].1, rtype::DS);
+    // A child that failed to load answers SERVFAIL but keeps the parent's DS.
+    let failed = compile(&[ZoneInput::Failed { origin: child_origin.clone() }, ZoneInput::Loaded(&parent.zone)]);
+    assert_eq!(udp(&failed, "www.sub.example", rtype::A).rcode, rcode::SERVFAIL as u16);
+    assert_eq!(section(&udp(&failed, "sub.example", rtype::DS), 0)[0].1, rtype::DS);
+}
