@@ -43,10 +43,10 @@ pub struct Body {
     base: usize,
     /// Offsets in the body of compression pointers into the encloser or the
     /// body itself: they move when the question or the body does.
-    pub fixups: Vec<u16>,
+    pub fixups: Vec<u32>,
     /// Offsets in the body of pointers to the whole question name (the
     /// owner of synthesised records): they follow the question name.
-    pub question_pointers: Vec<u16>,
+    pub question_pointers: Vec<u32>,
     pub counts: [u16; 3],
     /// Offset in the body where the additional section starts.
     pub additional_at: usize,
@@ -117,7 +117,7 @@ impl BodyBuilder {
     pub fn add_record(&mut self, owner: Owner<'_>, record_type: u16, ttl: u32, rdata: &[u8]) {
         match owner {
             Owner::Question => {
-                self.body.question_pointers.push(self.len() as u16);
+                self.body.question_pointers.push(self.len() as u32);
                 self.body.image.extend_from_slice(&[0xC0, HEADER_LEN as u8]);
             }
             Owner::Name(owner) => self.write_name(owner, true),
@@ -159,7 +159,7 @@ impl BodyBuilder {
                     .iter()
                     .find(|&&at| name_at_equals(&self.body.image, at as usize, suffix))
             {
-                self.body.fixups.push(self.len() as u16);
+                self.body.fixups.push(self.len() as u32);
                 self.body
                     .image
                     .extend_from_slice(&(0xC000 | target).to_be_bytes());

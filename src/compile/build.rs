@@ -74,6 +74,10 @@ pub fn compile(zones: &[ZoneInput<'_>]) -> AnswerTable {
     table
 }
 
+/// Longest body kept: it must fit a TCP message (65,535 bytes) after a
+/// header, the longest question and an OPT record.
+pub const BODY_LEN_MAX: usize = 65_000;
+
 fn push_answer(
     table: &mut AnswerTable,
     body: &Body,
@@ -82,22 +86,52 @@ fn push_answer(
     glue_required: bool,
     encloser_len: usize,
 ) -> AnswerId {
+    let mut bytes = body.bytes();
+    let mut counts = body.counts;
+    let mut rcode = rcode;
+    if bytes.len() > BODY_LEN_MAX {
+        if body.additional_at <= BODY_LEN_MAX {
+            // Additional records are optional: leave them out.
+            bytes = &bytes[..body.additional_at];
+            counts[2] = 0;
+        } else {
+            // No transport can carry it: answer SERVFAIL rather than a
+            // truncated RRset, and say so at load.
+            eprintln!(
+                "ringdns: warning: an answer of {} bytes cannot fit a DNS message; it is served as SERVFAIL",
+                bytes.len()
+            );
+            bytes = &[];
+            counts = [0; 3];
+            rcode = SERVFAIL;
+        }
+    }
+    // Every position below is under BODY_LEN_MAX, so u16 holds it.
+    let kept = |positions: &[u32]| -> Vec<u16> {
+        positions
+            .iter()
+            .filter(|&&at| (at as usize) < bytes.len())
+            .map(|&at| at as u16)
+            .collect()
+    };
+    let fixups = kept(&body.fixups);
+    let question_pointers = kept(&body.question_pointers);
     let answer = super::Answer {
         rcode,
         authoritative,
         glue_required,
-        counts: body.counts,
+        counts,
         body_start: table.bodies.len() as u32,
-        body_len: body.bytes().len() as u32,
-        additional_at: body.additional_at as u32,
+        body_len: bytes.len() as u32,
+        additional_at: body.additional_at.min(bytes.len()) as u32,
         fixup_start: table.fixups.len() as u32,
-        fixup_len: body.fixups.len() as u16,
-        question_pointer_len: body.question_pointers.len() as u16,
+        fixup_len: fixups.len() as u16,
+        question_pointer_len: question_pointers.len() as u16,
         encloser_len: encloser_len as u8,
     };
-    table.bodies.extend_from_slice(body.bytes());
-    table.fixups.extend_from_slice(&body.fixups);
-    table.fixups.extend_from_slice(&body.question_pointers);
+    table.bodies.extend_from_slice(bytes);
+    table.fixups.extend_from_slice(&fixups);
+    table.fixups.extend_from_slice(&question_pointers);
     table.answers.push(answer);
     (table.answers.len() - 1) as AnswerId
 }

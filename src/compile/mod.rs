@@ -191,18 +191,26 @@ impl AnswerTable {
         let node = self.find(name)?;
         let start = node.exact.start as usize;
         let listed = &self.typed[start..start + node.exact.len as usize];
-        listed.iter().find(|(listed_type, _)| *listed_type == rtype).map(|(_, id)| *id)
+        listed
+            .iter()
+            .find(|(listed_type, _)| *listed_type == rtype)
+            .map(|(_, id)| *id)
     }
 
     /// `typed` with `rtype` answered by `answer` (added or replaced).
     fn with_listed(&mut self, typed: TypedAnswers, rtype: u16, answer: AnswerId) -> TypedAnswers {
         let start = typed.start as usize;
-        let mut listed: Vec<(u16, AnswerId)> = self.typed[start..start + typed.len as usize].to_vec();
+        let mut listed: Vec<(u16, AnswerId)> =
+            self.typed[start..start + typed.len as usize].to_vec();
         listed.retain(|(listed_type, _)| *listed_type != rtype);
         listed.push((rtype, answer));
         let new_start = self.typed.len() as u32;
         self.typed.extend_from_slice(&listed);
-        TypedAnswers { start: new_start, len: listed.len() as u32, other: typed.other }
+        TypedAnswers {
+            start: new_start,
+            len: listed.len() as u32,
+            other: typed.other,
+        }
     }
 
     /// Adds the apex node of a zone. Where a parent zone served here

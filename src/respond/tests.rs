@@ -428,7 +428,10 @@ fn parent_and_child_zones_served_together() {
     let child_origin = from_text("sub.example").unwrap();
     let child_text = "$ORIGIN sub.example.\n@ 60 SOA ns1 hm 7 1 1 1 1\n@ 60 NS ns1\nns1 60 A 192.0.2.53\nwww 60 A 192.0.2.99\n";
     let child = crate::zone::load_text(&child_origin, child_text, Path::new("child.zone")).unwrap();
-    let table = compile(&[ZoneInput::Loaded(&child.zone), ZoneInput::Loaded(&parent.zone)]);
+    let table = compile(&[
+        ZoneInput::Loaded(&child.zone),
+        ZoneInput::Loaded(&parent.zone),
+    ]);
     // The child answers for its own names, authoritatively.
     let www = udp(&table, "www.sub.example", rtype::A);
     assert!(aa(&www));
@@ -441,7 +444,45 @@ fn parent_and_child_zones_served_together() {
     assert_eq!(section(&ds, 0).len(), 1);
     assert_eq!(section(&ds, 0)[0].1, rtype::DS);
     // A child that failed to load answers SERVFAIL but keeps the parent's DS.
-    let failed = compile(&[ZoneInput::Failed { origin: child_origin.clone() }, ZoneInput::Loaded(&parent.zone)]);
-    assert_eq!(udp(&failed, "www.sub.example", rtype::A).rcode, rcode::SERVFAIL as u16);
-    assert_eq!(section(&udp(&failed, "sub.example", rtype::DS), 0)[0].1, rtype::DS);
+    let failed = compile(&[
+        ZoneInput::Failed {
+            origin: child_origin.clone(),
+        },
+        ZoneInput::Loaded(&parent.zone),
+    ]);
+    assert_eq!(
+        udp(&failed, "www.sub.example", rtype::A).rcode,
+        rcode::SERVFAIL as u16
+    );
+    assert_eq!(
+        section(&udp(&failed, "sub.example", rtype::DS), 0)[0].1,
+        rtype::DS
+    );
+}
+
+#[test]
+fn answers_too_large_for_any_message() {
+    let origin = from_text("example").unwrap();
+    let text = "$ORIGIN example.\n@ SOA ns hm 1 2 3 4 5\n NS ns\nns A 192.0.2.1\n$GENERATE 1-1500 big TXT \"0123456789abcdef-$\"\n$GENERATE 1-5000 huge TXT \"0123456789abcdef-$\"\n";
+    let loaded = crate::zone::load_text(&origin, text, Path::new("big.zone")).unwrap();
+    let table = compile(&[ZoneInput::Loaded(&loaded.zone)]);
+    // About 53 KB: whole over TCP, TC over UDP.
+    let tcp = ask(
+        &table,
+        &query("big.example", rtype::TXT, None),
+        Transport::Tcp,
+    )
+    .unwrap();
+    assert_eq!(section(&tcp, 0).len(), 1500);
+    let udp_reply = udp(&table, "big.example", rtype::TXT);
+    assert_eq!(udp_reply.flags & FLAG_TC, FLAG_TC);
+    // About 175 KB: no message can carry it.
+    let huge = ask(
+        &table,
+        &query("huge.example", rtype::TXT, None),
+        Transport::Tcp,
+    )
+    .unwrap();
+    assert_eq!(huge.rcode, rcode::SERVFAIL as u16);
+    assert!(huge.records.is_empty());
 }
