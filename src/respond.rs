@@ -58,16 +58,18 @@ pub fn respond(
     if out.len() < UDP_LEN_CLASSIC {
         return 0;
     }
-    match query.parse(packet) {
-        Ok(()) => {}
+    let not_implemented = match query.parse(packet) {
+        Ok(()) => false,
         Err(Malformed::Drop) => return 0,
         Err(Malformed::FormErr { question_end }) => {
             return error_reply(packet, question_end, rcode::FORMERR, out);
         }
-        Err(Malformed::NotImp { question_end }) => {
+        // Without a readable question there is nothing to echo but the header.
+        Err(Malformed::NotImp { question_end }) if question_end == HEADER_LEN => {
             return error_reply(packet, question_end, rcode::NOTIMP, out);
         }
-    }
+        Err(Malformed::NotImp { .. }) => true,
+    };
     let limit = match transport {
         Transport::Tcp => TCP_MESSAGE_LEN_MAX,
         Transport::Udp => match query.edns {
@@ -82,6 +84,9 @@ pub fn respond(
         out,
         limit,
     };
+    if not_implemented {
+        return reply.empty(0, rcode::NOTIMP as u16, false);
+    }
     if let Some(edns) = reply.query.edns
         && edns.version > 0
     {
@@ -143,7 +148,8 @@ impl Reply<'_> {
     fn head(&mut self, flags: u16, extended_rcode: u16, counts: [u16; 3]) -> usize {
         let end = self.query.question_end;
         self.out[..end].copy_from_slice(&self.packet[..end]);
-        let flags = FLAG_QR | flags | (self.query.flags & FLAG_RD) | (extended_rcode & 0xF);
+        let flags =
+            FLAG_QR | flags | (self.query.flags & (OPCODE_MASK | FLAG_RD)) | (extended_rcode & 0xF);
         self.out[2..4].copy_from_slice(&flags.to_be_bytes());
         self.out[4..6].copy_from_slice(&1u16.to_be_bytes());
         self.set_counts(counts);

@@ -116,11 +116,16 @@ impl Query {
         let form_err = Malformed::FormErr {
             question_end: self.question_end,
         };
-        if self.opcode() != 0 {
-            return Err(Malformed::NotImp {
-                question_end: self.question_end,
-            });
-        }
+        // Other opcodes get NOTIMP, with our OPT when they carried one
+        // (RFC 6891 §7): read on to find it, and never FORMERR them.
+        let not_implemented = Malformed::NotImp {
+            question_end: self.question_end,
+        };
+        let form_err = if self.opcode() != 0 {
+            not_implemented
+        } else {
+            form_err
+        };
 
         // Skip answer and authority records; look for OPT in additional.
         let mut position = self.question_end;
@@ -141,6 +146,9 @@ impl Query {
                 });
             }
             position = record.next;
+        }
+        if self.opcode() != 0 {
+            return Err(not_implemented);
         }
         Ok(())
     }
@@ -309,6 +317,14 @@ mod tests {
             query.parse(&status),
             Err(Malformed::NotImp { question_end: 17 })
         );
+        // NOTIMP keeps the query's EDNS, so the reply can carry OPT.
+        let mut status_edns = query_bytes(b"\x00", 1, Some((1232, 0)));
+        status_edns[2] = 0x10;
+        assert_eq!(
+            query.parse(&status_edns),
+            Err(Malformed::NotImp { question_end: 17 })
+        );
+        assert!(query.edns.is_some());
         // A name longer than 255 bytes.
         let mut long = Vec::new();
         for _ in 0..5 {
