@@ -267,3 +267,63 @@ fn the_shipped_example_and_the_seed_corefiles() {
         "{stderr}"
     );
 }
+
+#[test]
+fn tcp_limits_slow_clients_and_connections_per_address() {
+    let dir = TempDir::new("e2e-tcp-limits");
+    let server = start(&dir, "");
+    // A client that sends its message a byte at a time, slower than the
+    // 2 s message deadline allows, is cut off.
+    let query = build_query("www.example.test.", Rtype::A, &QueryOpts::default());
+    let mut framed = (query.len() as u16).to_be_bytes().to_vec();
+    framed.extend_from_slice(&query);
+    let mut slow = TcpStream::connect(server.addr).unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut closed = false;
+    for byte in &framed {
+        if slow.write_all(&[*byte]).is_err() {
+            closed = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(400));
+        if started.elapsed() > Duration::from_secs(4) {
+            break;
+        }
+    }
+    let mut buffer = [0u8; 512];
+    let closed = closed || matches!(slow.read(&mut buffer), Ok(0) | Err(_));
+    assert!(closed, "a trickling client must be disconnected");
+    assert!(started.elapsed() < Duration::from_secs(6));
+
+    // 32 idle connections from 127.0.0.1 fill that address's share...
+    let idle: Vec<TcpStream> = (0..32)
+        .map(|_| TcpStream::connect(server.addr).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut extra = TcpStream::connect(server.addr).unwrap();
+    extra
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let refused =
+        extra.write_all(&framed).is_err() || matches!(extra.read(&mut buffer), Ok(0) | Err(_));
+    assert!(refused, "the 33rd connection from one address is closed");
+    // ...while another address is still served.
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket
+        .bind(&"127.0.0.2:0".parse::<SocketAddr>().unwrap().into())
+        .unwrap();
+    socket.connect(&server.addr.into()).unwrap();
+    let mut other: TcpStream = socket.into();
+    other
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    other.write_all(&framed).unwrap();
+    let mut length = [0u8; 2];
+    other.read_exact(&mut length).unwrap();
+    let mut reply = vec![0u8; u16::from_be_bytes(length) as usize];
+    other.read_exact(&mut reply).unwrap();
+    assert_eq!(parse_reply(&reply).unwrap().answer.len(), 1);
+    drop(idle);
+}

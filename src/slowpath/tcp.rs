@@ -1,12 +1,15 @@
 //! DNS over TCP (RFC 7766): two-byte length framing, any number of queries
-//! per connection answered in order (pipelining), an idle timeout, and a
-//! cap on concurrent connections so slow clients cannot exhaust threads.
+//! per connection answered in order (pipelining), an idle timeout between
+//! messages, a deadline for each message once it has begun (so a client
+//! sending a byte now and then cannot hold a connection), and caps on
+//! connections in total and per client address.
 
+use std::collections::HashMap;
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
@@ -16,19 +19,34 @@ use crate::wire::query::Query;
 
 #[derive(Clone, Debug)]
 pub struct TcpOptions {
-    /// A connection with no complete query for this long is closed
+    /// A connection that starts no new message for this long is closed
     /// (RFC 7766 §6.2.3 suggests seconds, not minutes).
     pub idle_timeout_ms: u64,
+    /// Once a message's first byte has arrived, the rest must arrive
+    /// within this.
+    pub message_timeout_ms: u64,
     pub connections_max: usize,
+    /// One address may hold at most this many connections, so one host
+    /// cannot take every slot.
+    pub connections_per_address_max: usize,
 }
 
 impl Default for TcpOptions {
     fn default() -> Self {
         TcpOptions {
             idle_timeout_ms: 10_000,
+            message_timeout_ms: 2_000,
             connections_max: 256,
+            connections_per_address_max: 32,
         }
     }
+}
+
+/// Open connections, in total and per client address.
+#[derive(Default)]
+struct Occupancy {
+    total: usize,
+    by_address: HashMap<IpAddr, usize>,
 }
 
 /// Binds every address now (so start-up fails clearly when one is taken),
@@ -44,7 +62,7 @@ pub fn start(listen: &[SocketAddr], published: &Published, options: &TcpOptions)
         })?;
         listeners.push(listener);
     }
-    let open = Arc::new(AtomicUsize::new(0));
+    let open = Arc::new(Mutex::new(Occupancy::default()));
     for listener in listeners {
         let published = published.clone();
         let options = options.clone();
@@ -75,33 +93,54 @@ fn accept_loop(
     listener: TcpListener,
     published: Published,
     options: TcpOptions,
-    open: Arc<AtomicUsize>,
+    open: Arc<Mutex<Occupancy>>,
 ) {
     loop {
-        let stream = match listener.accept() {
-            Ok((stream, _)) => stream,
+        let (stream, peer) = match listener.accept() {
+            Ok(accepted) => accepted,
             Err(error) => {
                 eprintln!("ringdns: tcp accept: {error}");
                 std::thread::sleep(Duration::from_millis(10));
                 continue;
             }
         };
-        if open.fetch_add(1, Ordering::AcqRel) >= options.connections_max {
-            open.fetch_sub(1, Ordering::AcqRel);
-            drop(stream); // over the cap: close at once rather than queue
-            continue;
+        let address = peer.ip();
+        {
+            let mut occupancy = open.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let from_address = occupancy.by_address.get(&address).copied().unwrap_or(0);
+            if occupancy.total >= options.connections_max
+                || from_address >= options.connections_per_address_max
+            {
+                drop(stream); // over a cap: close at once rather than queue
+                continue;
+            }
+            occupancy.total += 1;
+            *occupancy.by_address.entry(address).or_default() += 1;
         }
         let published = published.clone();
         let open_for_connection = Arc::clone(&open);
-        let idle = Duration::from_millis(options.idle_timeout_ms);
+        let options_for_connection = options.clone();
+        let release = move || {
+            let mut occupancy = open_for_connection
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            occupancy.total -= 1;
+            if let Some(count) = occupancy.by_address.get_mut(&address) {
+                *count -= 1;
+                if *count == 0 {
+                    occupancy.by_address.remove(&address);
+                }
+            }
+        };
+        let release_on_failure = release.clone();
         let spawned = std::thread::Builder::new()
             .name("tcp-conn".into())
             .spawn(move || {
-                let _ = serve_connection(stream, &published, idle);
-                open_for_connection.fetch_sub(1, Ordering::AcqRel);
+                let _ = serve_connection(stream, &published, &options_for_connection);
+                release();
             });
         if spawned.is_err() {
-            open.fetch_sub(1, Ordering::AcqRel);
+            release_on_failure();
         }
     }
 }
@@ -109,22 +148,27 @@ fn accept_loop(
 fn serve_connection(
     mut stream: TcpStream,
     published: &Published,
-    idle: Duration,
+    options: &TcpOptions,
 ) -> io::Result<()> {
-    stream.set_read_timeout(Some(idle))?;
-    stream.set_write_timeout(Some(idle))?;
+    let idle = Duration::from_millis(options.idle_timeout_ms);
+    let message_timeout = Duration::from_millis(options.message_timeout_ms);
+    stream.set_write_timeout(Some(message_timeout.max(idle)))?;
     stream.set_nodelay(true)?;
     let mut reader = published.reader();
     let mut query = Query::default();
     let mut message = vec![0u8; TCP_MESSAGE_LEN_MAX];
     let mut reply = vec![0u8; 2 + TCP_MESSAGE_LEN_MAX];
     loop {
+        // Wait up to the idle timeout for the next message to begin.
         let mut length = [0u8; 2];
-        if stream.read_exact(&mut length).is_err() {
-            return Ok(()); // closed, idle timeout, or reset: nothing to answer
+        stream.set_read_timeout(Some(idle))?;
+        if stream.read(&mut length[..1])? == 0 {
+            return Ok(()); // closed by the client
         }
+        let deadline = Instant::now() + message_timeout;
+        read_before(&mut stream, &mut length[1..], deadline)?;
         let length = u16::from_be_bytes(length) as usize;
-        stream.read_exact(&mut message[..length])?;
+        read_before(&mut stream, &mut message[..length], deadline)?;
         let reply_length = respond(
             &mut query,
             &message[..length],
@@ -138,4 +182,22 @@ fn serve_connection(
         reply[..2].copy_from_slice(&(reply_length as u16).to_be_bytes());
         stream.write_all(&reply[..2 + reply_length])?;
     }
+}
+
+/// Fills `buffer` from `stream`, failing with TimedOut at `deadline`
+/// however the bytes trickle in.
+fn read_before(stream: &mut TcpStream, buffer: &mut [u8], deadline: Instant) -> io::Result<()> {
+    let mut filled = 0;
+    while filled < buffer.len() {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if remaining.is_zero() {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        stream.set_read_timeout(Some(remaining))?;
+        match stream.read(&mut buffer[filled..])? {
+            0 => return Err(io::ErrorKind::UnexpectedEof.into()),
+            count => filled += count,
+        }
+    }
+    Ok(())
 }
