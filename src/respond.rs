@@ -145,6 +145,10 @@ struct Reply<'a> {
 
 impl Reply<'_> {
     /// Writes header and question; returns the offset after the question.
+    /// RD and the opcode are copied. CD is not: Knot and NSD clear it when
+    /// serving these (unsigned) zones, which the differential test checks;
+    /// RFC 4035 §3.1.6 asks security-aware servers to copy it, for the
+    /// DNSSEC work to revisit.
     fn head(&mut self, flags: u16, extended_rcode: u16, counts: [u16; 3]) -> usize {
         let end = self.query.question_end;
         self.out[..end].copy_from_slice(&self.packet[..end]);

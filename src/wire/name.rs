@@ -10,9 +10,6 @@ pub const NAME_LEN_MAX: usize = 255;
 /// Longest label (RFC 1035 §2.3.4).
 pub const LABEL_LEN_MAX: usize = 63;
 
-/// The root name in wire format.
-pub const ROOT: &[u8] = &[0];
-
 /// Returns the name one label up (`www.example.` → `example.`), or `None`
 /// for the root. `name` must be a valid wire name.
 pub fn parent(name: &[u8]) -> Option<&[u8]> {
@@ -51,11 +48,6 @@ pub fn label_count(name: &[u8]) -> usize {
 /// Lowercased copy of a wire name.
 pub fn to_lowercase(name: &[u8]) -> Vec<u8> {
     name.to_ascii_lowercase()
-}
-
-/// True when the first label is `*` (a wildcard owner, RFC 4592).
-pub fn is_wildcard(name: &[u8]) -> bool {
-    name.len() >= 2 && name[0] == 1 && name[1] == b'*'
 }
 
 /// Presentation format (`www.example.com.`), escaping as RFC 1035 §5.1
@@ -207,7 +199,6 @@ mod tests {
         assert!(!is_within(&name, &from_text("x.c").unwrap()));
         assert!(!is_within(&from_text("c").unwrap(), &name));
         assert_eq!(label_count(&name), 3);
-        assert!(is_wildcard(&from_text("*.a").unwrap()));
     }
 
     #[test]

@@ -78,10 +78,6 @@ impl Query {
         self.flags & 0x0100 != 0
     }
 
-    pub fn checking_disabled(&self) -> bool {
-        self.flags & 0x0010 != 0
-    }
-
     /// Parses `packet` into `self`.
     pub fn parse(&mut self, packet: &[u8]) -> Result<(), Malformed> {
         let header = packet.get(..HEADER_LEN).ok_or(Malformed::Drop)?;
