@@ -30,13 +30,12 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use common::compare::{self, Case, case, mixed_case, subdir};
 use common::{
-    Edns, QueryOpts, Reply, Rr, ServerProcess, TempDir, build_query, corefile_for,
-    corefile_ready_target, env_flag, exchange_udp, free_port, parse_reply, rcode_name, start_knot,
+    Edns, QueryOpts, TempDir, corefile_for, corefile_ready_target, env_flag, free_port, start_knot,
     start_nsd, start_ringdns,
 };
 use domain::base::iana::{Class, Rtype};
@@ -165,84 +164,11 @@ const NATIVE: &[(&str, Rtype)] = &[
     ("x.dnameext", Rtype::DNAME),
 ];
 
-/// One query of the list: a description for the report and the wire bytes
-/// sent unchanged (same ID) to every server.
-struct Case {
-    desc: String,
-    wire: Vec<u8>,
-    /// False for queries whose answer is a product choice rather than a
-    /// protocol rule (server identity over CHAOS): ringdns's differences
-    /// there are reported, never failures.
-    checked: bool,
-}
-
 fn fqdn(rel: &str) -> String {
     if rel == "@" {
         ORIGIN.to_string()
     } else {
         format!("{rel}.{ORIGIN}")
-    }
-}
-
-/// 0x20 mixed case: alternates upper/lower within each label, starting
-/// upper ("www.diff.test." -> "WwW.DiFf.TeSt.").
-fn mixed_case(name: &str) -> String {
-    let mut upper = true;
-    name.chars()
-        .map(|c| {
-            if c == '.' {
-                upper = true;
-                return c;
-            }
-            if !c.is_ascii_alphabetic() {
-                return c;
-            }
-            let out = if upper {
-                c.to_ascii_uppercase()
-            } else {
-                c.to_ascii_lowercase()
-            };
-            upper = !upper;
-            out
-        })
-        .collect()
-}
-
-fn describe(name: &str, rtype: Rtype, opts: &QueryOpts) -> String {
-    let mut d = format!("{name} {} {rtype}", opts.class);
-    match opts.edns {
-        None => d.push_str(" noedns"),
-        Some(Edns {
-            payload,
-            do_bit,
-            version,
-        }) => {
-            d.push_str(&format!(" edns={payload}"));
-            if version != 0 {
-                d.push_str(&format!(" ednsver={version}"));
-            }
-            if do_bit {
-                d.push_str(" +do");
-            }
-        }
-    }
-    for (on, flag) in [(opts.rd, "+rd"), (opts.cd, "+cd"), (opts.ad, "+ad")] {
-        if on {
-            d.push(' ');
-            d.push_str(flag);
-        }
-    }
-    if opts.opcode != 0 {
-        d.push_str(&format!(" opcode={}", opts.opcode));
-    }
-    d
-}
-
-fn case(name: &str, rtype: Rtype, opts: QueryOpts) -> Case {
-    Case {
-        desc: describe(name, rtype, &opts),
-        wire: build_query(name, rtype, &opts),
-        checked: true,
     }
 }
 
@@ -401,138 +327,6 @@ fn build_cases() -> Vec<Case> {
     cases
 }
 
-/// What a server did with one query.
-enum Outcome {
-    NoReply,
-    Unparsable(String),
-    Reply(Reply),
-}
-
-impl Outcome {
-    fn get(server: &ServerProcess, wire: &[u8]) -> Outcome {
-        match exchange_udp(server.addr, wire) {
-            None => Outcome::NoReply,
-            Some(bytes) => match parse_reply(&bytes) {
-                Ok(reply) => Outcome::Reply(reply),
-                Err(e) => Outcome::Unparsable(e),
-            },
-        }
-    }
-
-    fn short(&self) -> String {
-        match self {
-            Outcome::NoReply => "no reply".into(),
-            Outcome::Unparsable(e) => format!("unparsable reply ({e})"),
-            Outcome::Reply(r) => r.summary(),
-        }
-    }
-
-    fn full(&self) -> String {
-        match self {
-            Outcome::Reply(r) => r.to_string(),
-            other => format!("{}\n", other.short()),
-        }
-    }
-}
-
-/// One field on which two outcomes differ, with the explanation lines.
-struct FieldDiff {
-    field: &'static str,
-    text: String,
-}
-
-/// The fields on which two outcomes differ, labelling the two sides `la`
-/// and `lb`. Empty means "agree". If either side is not a parsed reply the
-/// only field is "reply".
-fn diff(a: &Outcome, b: &Outcome, la: &str, lb: &str) -> Vec<FieldDiff> {
-    let (x, y) = match (a, b) {
-        (Outcome::Reply(x), Outcome::Reply(y)) => (x, y),
-        (Outcome::NoReply, Outcome::NoReply) => return vec![],
-        _ => {
-            return vec![FieldDiff {
-                field: "reply",
-                text: format!("{la}: {}; {lb}: {}", a.short(), b.short()),
-            }];
-        }
-    };
-    let mut out = Vec::new();
-    let mut scalar = |field: &'static str, vx: String, vy: String| {
-        if vx != vy {
-            out.push(FieldDiff {
-                field,
-                text: format!("{la}: {vx}; {lb}: {vy}"),
-            });
-        }
-    };
-    scalar("opcode", x.opcode.to_string(), y.opcode.to_string());
-    scalar(
-        "rcode",
-        rcode_name(x.rcode.into()),
-        rcode_name(y.rcode.into()),
-    );
-    scalar("flags", x.flags.to_string(), y.flags.to_string());
-    let question = |r: &Reply| {
-        if r.question.is_empty() {
-            "(none)".to_string()
-        } else {
-            r.question.join(", ")
-        }
-    };
-    scalar("question", question(x), question(y));
-    let opt = |r: &Reply| r.opt.map_or("none".to_string(), |o| o.to_string());
-    scalar("opt", opt(x), opt(y));
-    for (field, sx, sy) in [
-        ("answer", &x.answer, &y.answer),
-        ("authority", &x.authority, &y.authority),
-        ("additional", &x.additional, &y.additional),
-    ] {
-        if sx == sy {
-            continue;
-        }
-        let list = |only: Vec<&Rr>| -> String {
-            if only.is_empty() {
-                "        (nothing)\n".to_string()
-            } else {
-                only.iter().map(|rr| format!("        {rr}\n")).collect()
-            }
-        };
-        let text = format!(
-            "\n      only {la}:\n{}      only {lb}:\n{}",
-            list(sx.difference(sy).collect()),
-            list(sy.difference(sx).collect())
-        );
-        out.push(FieldDiff {
-            field,
-            text: text.trim_end().to_string(),
-        });
-    }
-    out
-}
-
-/// Formats a query's field differences as an indented block.
-fn render(desc: &str, diffs: &[FieldDiff]) -> String {
-    let mut s = desc.to_string();
-    for d in diffs {
-        s.push_str(&format!("\n    {}: {}", d.field, d.text));
-    }
-    s
-}
-
-fn subdir(tmp: &TempDir, name: &str) -> PathBuf {
-    let dir = tmp.join(name);
-    fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
-    dir
-}
-
-/// Which reference ringdns followed on the fields Knot and NSD dispute.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
-enum Side {
-    Knot,
-    Nsd,
-    Both,
-    Neither,
-}
-
 #[test]
 fn differential_against_knot_and_nsd_io_uring() {
     differential_against_knot_and_nsd("io_uring");
@@ -574,153 +368,20 @@ fn differential_against_knot_and_nsd(backend: &str) {
     };
 
     let cases = build_cases();
-    // Queries on which Knot and NSD agree on every field.
-    let mut peers_agree = 0usize;
-    // Queries on which ringdns matches every field Knot and NSD agree on.
-    let mut ring_match = 0usize;
-    let mut mismatches: Vec<String> = Vec::new();
-    let mut disagreements: Vec<String> = Vec::new();
-    // Disputed field set -> number of queries.
-    let mut by_fields: BTreeMap<String, usize> = BTreeMap::new();
-    // On disputed fields: whom ringdns followed.
-    let mut sides: BTreeMap<Side, usize> = BTreeMap::new();
-    let mut ring_neither: Vec<String> = Vec::new();
-    // ringdns's differences on informational-only queries.
-    let mut unchecked: Vec<String> = Vec::new();
-    let checked = cases.iter().filter(|c| c.checked).count();
-
-    for c in &cases {
-        let k = Outcome::get(&knot, &c.wire);
-        let n = Outcome::get(&nsd, &c.wire);
-        let r = ringdns.as_ref().map(|s| Outcome::get(s, &c.wire));
-        if verbose {
-            println!("=== {}", c.desc);
-            println!("--- knot: {}", k.full());
-            println!("--- nsd: {}", n.full());
-            if let Some(r) = &r {
-                println!("--- ringdns: {}", r.full());
-            }
-        }
-
-        // Fields the references dispute are reported, not checked.
-        let peer_diff = diff(&k, &n, "knot", "nsd");
-        let disputed: Vec<&str> = peer_diff.iter().map(|d| d.field).collect();
-        if disputed.is_empty() {
-            peers_agree += 1;
-        } else {
-            *by_fields.entry(disputed.join("+")).or_default() += 1;
-            disagreements.push(render(&c.desc, &peer_diff));
-        }
-        let Some(r) = r else { continue };
-        if disputed.contains(&"reply") {
-            // One reference did not answer at all: nothing is agreed on.
-            continue;
-        }
-
-        // Every field the references agree on must match.
-        let ring_diff: Vec<FieldDiff> = diff(&k, &r, "knot+nsd", "ringdns")
-            .into_iter()
-            .filter(|d| !disputed.contains(&d.field))
-            .collect();
-        if !c.checked {
-            if !ring_diff.is_empty() {
-                unchecked.push(render(&c.desc, &ring_diff));
-            }
-        } else if ring_diff.is_empty() {
-            ring_match += 1;
-        } else {
-            mismatches.push(format!(
-                "{}\n    knot+nsd: {}\n    ringdns:  {}",
-                render(&c.desc, &ring_diff),
-                k.short(),
-                r.short()
-            ));
-        }
-
-        // Information: on the disputed fields, whom did ringdns follow?
-        if !disputed.is_empty() {
-            let same = |peer: &Outcome| {
-                diff(peer, &r, "", "")
-                    .iter()
-                    .all(|d| !disputed.contains(&d.field))
-            };
-            let side = match (same(&k), same(&n)) {
-                (true, true) => Side::Both,
-                (true, false) => Side::Knot,
-                (false, true) => Side::Nsd,
-                (false, false) => Side::Neither,
-            };
-            *sides.entry(side).or_default() += 1;
-            if side == Side::Neither {
-                let ring_vs_knot: Vec<FieldDiff> = diff(&k, &r, "knot", "ringdns")
-                    .into_iter()
-                    .filter(|d| disputed.contains(&d.field))
-                    .collect();
-                ring_neither.push(render(&c.desc, &ring_vs_knot));
-            }
-        }
-    }
-
-    println!("\n##### Knot vs NSD disagreements (information only) #####");
-    for d in &disagreements {
-        println!("{d}");
-    }
-    println!("\n##### Knot vs NSD disagreements by disputed fields #####");
-    for (fields, count) in &by_fields {
-        println!("{count:5}  {fields}");
-    }
-    if !ring_neither.is_empty() {
-        println!("\n##### Disputed fields where ringdns follows neither (information only) #####");
-        for d in &ring_neither {
-            println!("{d}");
-        }
-    }
-    if !unchecked.is_empty() {
-        println!("\n##### ringdns differences on informational-only queries #####");
-        for d in &unchecked {
-            println!("{d}");
-        }
-    }
-    if !mismatches.is_empty() {
-        println!("\n##### ringdns mismatches (on fields where Knot and NSD agree) #####");
-        for m in &mismatches {
-            println!("{m}");
-        }
-    }
-    println!("\n##### Summary #####");
-    println!("queries:                        {}", cases.len());
-    println!("Knot and NSD agree fully:       {peers_agree}");
-    println!("Knot and NSD dispute a field:   {}", disagreements.len());
-    match &ringdns {
-        Some(_) => {
-            println!(
-                "ringdns matches the agreed fields: {ring_match} of {checked} checked queries"
-            );
-            println!(
-                "informational-only queries:     {} (ringdns differs on {})",
-                cases.len() - checked,
-                unchecked.len()
-            );
-            println!("ringdns on disputed fields:     {sides:?}");
-        }
-        None => println!("ringdns:                        not run"),
-    }
+    let cmp = compare::run(&knot, &nsd, ringdns.as_ref(), &cases, verbose);
+    cmp.report();
 
     // Guards against a silently broken harness: the list is as large as
     // promised, and the references mostly agree (if they did not, the zone
     // or the configs would be wrong and the comparison would prove little).
     assert!(cases.len() >= 300, "only {} queries", cases.len());
     assert!(
-        peers_agree * 10 >= cases.len() * 7,
-        "Knot and NSD agree on only {peers_agree} of {} queries: check the zone and configs",
+        cmp.peers_agree * 10 >= cases.len() * 7,
+        "Knot and NSD agree on only {} of {} queries: check the zone and configs",
+        cmp.peers_agree,
         cases.len()
     );
-    assert!(
-        mismatches.is_empty(),
-        "ringdns differs from Knot+NSD on {} of {checked} checked queries (listed above):\n\n{}",
-        mismatches.len(),
-        mismatches.join("\n")
-    );
+    cmp.assert_no_mismatches();
 }
 
 /// The small pure helpers this test relies on.

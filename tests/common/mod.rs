@@ -11,11 +11,16 @@
 //! * [`build_query`], [`exchange_udp`], [`exchange_tcp`], [`query_udp`],
 //!   [`query_tcp`] and [`send_udp_raw`] send queries;
 //! * [`parse_reply`] turns a reply into a [`Reply`] that compares records as
-//!   sets, independent of record order, name case and compression.
+//!   sets, independent of record order, name case and compression;
+//! * [`compare`] sends one query list to Knot, NSD and ringdns and checks
+//!   ringdns on every field where the two references agree (the
+//!   differential tests).
 //!
 //! Each integration test is its own crate and uses only part of this module,
 //! hence the `dead_code` allowance.
 #![allow(dead_code)]
+
+pub mod compare;
 
 use std::collections::hash_map::RandomState;
 use std::collections::{BTreeSet, HashSet};
