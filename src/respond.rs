@@ -210,16 +210,23 @@ impl Reply<'_> {
         let mut counts = answer.counts;
         let mut body_len = answer.body_len as usize;
         if question_end + body_len + opt_len > self.limit {
-            // Additional records are optional (RFC 2181 §9), except glue for
-            // name servers inside a delegated zone (RFC 9471 §3).
-            let without_additional = question_end + answer.additional_at as usize + opt_len;
-            if without_additional > self.limit {
+            // Keep the answer and authority sections whole and as many whole
+            // additional RRsets as fit: additional data is optional (RFC
+            // 2181 §9), except glue for name servers inside a delegated zone,
+            // whose absence sets TC (RFC 9471 §3). Knot and NSD do the same.
+            let room = self.limit - question_end - opt_len;
+            if answer.additional_at as usize > room {
                 return self.empty(flags, answer.rcode as u16, true);
             }
             body_len = answer.additional_at as usize;
             counts[2] = 0;
-            if answer.glue_required {
-                flags |= FLAG_TC;
+            for cut in table.additional_cuts(answer) {
+                if cut.end as usize <= room {
+                    body_len = cut.end as usize;
+                    counts[2] = cut.count;
+                } else if cut.required {
+                    flags |= FLAG_TC;
+                }
             }
         }
         self.head(flags, answer.rcode as u16, counts);

@@ -34,6 +34,19 @@ pub enum Section {
 /// the fast path may add up to a whole name's length to them.
 const POINTER_TARGET_MAX: usize = 0x3FFF - NAME_LEN_MAX;
 
+/// The end of one additional-section RRset in a body: where the section
+/// may be cut when the whole body does not fit the client's limit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AdditionalCut {
+    /// Body length up to and including this RRset.
+    pub end: u32,
+    /// Additional records up to and including this RRset.
+    pub count: u16,
+    /// Glue for a name server inside the delegated zone: leaving it out
+    /// sets TC (RFC 9471 §3); other additional data is optional.
+    pub required: bool,
+}
+
 /// A finished body.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Body {
@@ -50,6 +63,7 @@ pub struct Body {
     pub counts: [u16; 3],
     /// Offset in the body where the additional section starts.
     pub additional_at: usize,
+    pub additional_cuts: Vec<AdditionalCut>,
 }
 
 impl Body {
@@ -112,6 +126,26 @@ impl BodyBuilder {
         for rdata in rdatas {
             self.add_record(owner, record_type, ttl, rdata);
         }
+    }
+
+    /// Adds an additional-section RRset and marks where the section may be
+    /// cut after it; `required` for glue the referral cannot do without.
+    pub fn add_additional_rrset(
+        &mut self,
+        owner: Owner<'_>,
+        record_type: u16,
+        ttl: u32,
+        rdatas: &[Vec<u8>],
+        required: bool,
+    ) {
+        debug_assert_eq!(self.section, Section::Additional);
+        self.add_rrset(owner, record_type, ttl, rdatas);
+        let cut = AdditionalCut {
+            end: self.len() as u32,
+            count: self.body.counts[2],
+            required,
+        };
+        self.body.additional_cuts.push(cut);
     }
 
     pub fn add_record(&mut self, owner: Owner<'_>, record_type: u16, ttl: u32, rdata: &[u8]) {

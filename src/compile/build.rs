@@ -64,7 +64,7 @@ pub fn compile(zones: &[ZoneInput<'_>]) -> AnswerTable {
         match zone {
             ZoneInput::Loaded(zone) => ZoneCompiler::new(zone, &mut table).compile(),
             ZoneInput::Failed { origin } => {
-                let servfail = push_answer(&mut table, &Body::default(), SERVFAIL, false, false, 0);
+                let servfail = push_answer(&mut table, &Body::default(), SERVFAIL, false, 0);
                 let exact = push_typed(&mut table, Vec::new(), servfail);
                 table.insert_apex(origin, exact, Below::Fixed(servfail));
             }
@@ -83,7 +83,6 @@ fn push_answer(
     body: &Body,
     rcode: u8,
     authoritative: bool,
-    glue_required: bool,
     encloser_len: usize,
 ) -> AnswerId {
     let mut bytes = body.bytes();
@@ -116,10 +115,17 @@ fn push_answer(
     };
     let fixups = kept(&body.fixups);
     let question_pointers = kept(&body.question_pointers);
+    let cuts: Vec<_> = body
+        .additional_cuts
+        .iter()
+        .filter(|cut| cut.end as usize <= bytes.len())
+        .copied()
+        .collect();
     let answer = super::Answer {
         rcode,
         authoritative,
-        glue_required,
+        cuts_start: table.additional_cuts.len() as u32,
+        cuts_len: cuts.len() as u16,
         counts,
         body_start: table.bodies.len() as u32,
         body_len: bytes.len() as u32,
@@ -132,6 +138,7 @@ fn push_answer(
     table.bodies.extend_from_slice(bytes);
     table.fixups.extend_from_slice(&fixups);
     table.fixups.extend_from_slice(&question_pointers);
+    table.additional_cuts.extend_from_slice(&cuts);
     table.answers.push(answer);
     (table.answers.len() - 1) as AnswerId
 }
@@ -270,22 +277,8 @@ impl<'z, 't> ZoneCompiler<'z, 't> {
         let mut negative = BodyBuilder::new(origin);
         compiler.add_negative_soa(&mut negative);
         let negative = negative.finish();
-        compiler.nodata = push_answer(
-            compiler.table,
-            &negative,
-            NOERROR,
-            true,
-            false,
-            origin.len(),
-        );
-        compiler.nxdomain = push_answer(
-            compiler.table,
-            &negative,
-            NXDOMAIN,
-            true,
-            false,
-            origin.len(),
-        );
+        compiler.nodata = push_answer(compiler.table, &negative, NOERROR, true, origin.len());
+        compiler.nxdomain = push_answer(compiler.table, &negative, NXDOMAIN, true, origin.len());
         compiler
     }
 
@@ -293,6 +286,19 @@ impl<'z, 't> ZoneCompiler<'z, 't> {
         let zone = self.zone;
         for owner in zone.nodes.keys() {
             if self.occluded.contains(owner.as_slice()) {
+                // Glue names get their own copy of the referral, compiled for
+                // exactly that question: its names compress against all of
+                // the question's labels, as Knot and NSD compress them, which
+                // decides how much glue fits in 512 bytes.
+                if let Some(cut) = self.enclosing_cut(owner) {
+                    let mut builder = BodyBuilder::new(owner);
+                    self.add_delegation(&mut builder, cut);
+                    let here =
+                        push_answer(self.table, &builder.finish(), NOERROR, false, owner.len());
+                    let exact = push_typed(self.table, Vec::new(), here);
+                    let below = Below::Fixed(self.referral(cut));
+                    self.table.insert_node(owner, exact, below);
+                }
                 continue;
             }
             let (exact, below) = self.node(owner);
@@ -376,14 +382,7 @@ impl<'z, 't> ZoneCompiler<'z, 't> {
         let below = if let Some(dname) = self.rrset(owner, rtype::DNAME) {
             let mut builder = BodyBuilder::new(owner);
             builder.add_rrset(Owner::Name(owner), rtype::DNAME, dname.ttl, &dname.rdatas);
-            let answer = push_answer(
-                self.table,
-                &builder.finish(),
-                NOERROR,
-                true,
-                false,
-                owner.len(),
-            );
+            let answer = push_answer(self.table, &builder.finish(), NOERROR, true, owner.len());
             self.table
                 .dname_targets
                 .push(dname.rdatas[0].clone().into_boxed_slice());
@@ -430,14 +429,7 @@ impl<'z, 't> ZoneCompiler<'z, 't> {
         let mut builder = BodyBuilder::new(encloser);
         builder.add_rrset(owner.as_owner(), rrset.rtype, rrset.ttl, &rrset.rdatas);
         self.add_additional(&mut builder, std::iter::once(rrset));
-        push_answer(
-            self.table,
-            &builder.finish(),
-            NOERROR,
-            true,
-            false,
-            encloser.len(),
-        )
+        push_answer(self.table, &builder.finish(), NOERROR, true, encloser.len())
     }
 
     fn cname_chain(&mut self, encloser: &[u8], owner: OwnerName, cname: &'z Rrset) -> TypedAnswers {
@@ -485,14 +477,8 @@ impl<'z, 't> ZoneCompiler<'z, 't> {
                 let mut builder = chain_builder();
                 builder.add_rrset(data_owner.as_owner(), rrset.rtype, rrset.ttl, &rrset.rdatas);
                 self.add_additional(&mut builder, std::iter::once(rrset));
-                let answer = push_answer(
-                    self.table,
-                    &builder.finish(),
-                    NOERROR,
-                    true,
-                    false,
-                    encloser.len(),
-                );
+                let answer =
+                    push_answer(self.table, &builder.finish(), NOERROR, true, encloser.len());
                 listed.push((rrset.rtype, answer));
             }
         }
@@ -512,14 +498,7 @@ impl<'z, 't> ZoneCompiler<'z, 't> {
             }
             ChainEnd::Stop => NOERROR,
         };
-        let other = push_answer(
-            self.table,
-            &builder.finish(),
-            rcode,
-            true,
-            false,
-            encloser.len(),
-        );
+        let other = push_answer(self.table, &builder.finish(), rcode, true, encloser.len());
         push_typed(self.table, listed, other)
     }
 
@@ -560,26 +539,23 @@ impl<'z, 't> ZoneCompiler<'z, 't> {
         builder.add_record(Owner::Name(self.origin()), rtype::SOA, *ttl, rdata);
     }
 
-    /// The cut's NS RRset in authority and its glue in additional; returns
-    /// whether any glue is for name servers inside the delegated zone.
-    fn add_delegation(&self, builder: &mut BodyBuilder, cut: &[u8]) -> bool {
+    /// The cut's NS RRset in authority and its glue in additional, glue
+    /// for name servers inside the delegated zone marked required.
+    fn add_delegation(&self, builder: &mut BodyBuilder, cut: &[u8]) {
         let Some(ns) = self.rrset(cut, rtype::NS) else {
-            return false;
+            return;
         };
         builder.section(Section::Authority);
         builder.add_rrset(Owner::Name(cut), rtype::NS, ns.ttl, &ns.rdatas);
         builder.section(Section::Additional);
-        let mut in_domain_glue = false;
-        let mut seen = HashSet::new();
+        let mut targets: Vec<Vec<u8>> = Vec::new();
         for target in &ns.rdatas {
             let target = name::to_lowercase(target);
-            if !seen.insert(target.clone()) || !name::is_within(&target, self.origin()) {
-                continue;
+            if !targets.contains(&target) && name::is_within(&target, self.origin()) {
+                targets.push(target);
             }
-            let added = self.add_addresses(builder, &target);
-            in_domain_glue |= added && name::is_within(&target, cut);
         }
-        in_domain_glue
+        self.add_addresses(builder, &targets, |target| name::is_within(target, cut));
     }
 
     fn referral(&mut self, cut: &[u8]) -> AnswerId {
@@ -587,15 +563,8 @@ impl<'z, 't> ZoneCompiler<'z, 't> {
             return id;
         }
         let mut builder = BodyBuilder::new(cut);
-        let glue_required = self.add_delegation(&mut builder, cut);
-        let id = push_answer(
-            self.table,
-            &builder.finish(),
-            NOERROR,
-            false,
-            glue_required,
-            cut.len(),
-        );
+        self.add_delegation(&mut builder, cut);
+        let id = push_answer(self.table, &builder.finish(), NOERROR, false, cut.len());
         self.referrals.insert(cut.to_vec(), id);
         id
     }
@@ -608,14 +577,14 @@ impl<'z, 't> ZoneCompiler<'z, 't> {
         rrsets: impl Iterator<Item = &'r Rrset>,
     ) {
         builder.section(Section::Additional);
-        let mut seen = HashSet::new();
+        let mut targets: Vec<Vec<u8>> = Vec::new();
         for rrset in rrsets {
             for rdata in &rrset.rdatas {
                 let Some(target) = rtype::additional_target(rrset.rtype, rdata) else {
                     continue;
                 };
                 let target = name::to_lowercase(target);
-                if !seen.insert(target.clone()) || !name::is_within(&target, self.origin()) {
+                if targets.contains(&target) || !name::is_within(&target, self.origin()) {
                     continue;
                 }
                 if rrset.rtype != rtype::NS
@@ -623,19 +592,33 @@ impl<'z, 't> ZoneCompiler<'z, 't> {
                 {
                     continue;
                 }
-                self.add_addresses(builder, &target);
+                targets.push(target);
             }
         }
+        self.add_addresses(builder, &targets, |_| false);
     }
 
-    fn add_addresses(&self, builder: &mut BodyBuilder, target: &[u8]) -> bool {
-        let mut added = false;
+    /// The A records of every target, then their AAAA records, as NSD and
+    /// Knot order them: when the section must be cut to fit, IPv4
+    /// addresses for all name servers survive first.
+    fn add_addresses(
+        &self,
+        builder: &mut BodyBuilder,
+        targets: &[Vec<u8>],
+        required: impl Fn(&[u8]) -> bool,
+    ) {
         for wanted in [rtype::A, rtype::AAAA] {
-            if let Some(rrset) = self.rrset(target, wanted) {
-                builder.add_rrset(Owner::Name(target), wanted, rrset.ttl, &rrset.rdatas);
-                added = true;
+            for target in targets {
+                if let Some(rrset) = self.rrset(target, wanted) {
+                    builder.add_additional_rrset(
+                        Owner::Name(target),
+                        wanted,
+                        rrset.ttl,
+                        &rrset.rdatas,
+                        required(target),
+                    );
+                }
             }
         }
-        added
     }
 }

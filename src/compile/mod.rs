@@ -14,7 +14,7 @@
 mod body;
 mod build;
 
-pub use body::{Body, BodyBuilder, Owner, Section};
+pub use body::{AdditionalCut, Body, BodyBuilder, Owner, Section};
 pub use build::{ZoneInput, compile};
 
 use crate::wire::name;
@@ -26,9 +26,6 @@ pub type AnswerId = u32;
 pub struct Answer {
     pub rcode: u8,
     pub authoritative: bool,
-    /// A referral whose additional section holds glue for name servers inside
-    /// the delegated zone: if it cannot be sent whole, set TC (RFC 9471).
-    pub glue_required: bool,
     pub counts: [u16; 3],
     pub body_start: u32,
     pub body_len: u32,
@@ -38,6 +35,9 @@ pub struct Answer {
     pub fixup_len: u16,
     /// Pointers to the whole question name, stored after the fixups.
     pub question_pointer_len: u16,
+    /// Where the additional section may be cut (see `AdditionalCut`).
+    pub cuts_start: u32,
+    pub cuts_len: u16,
     /// Length of the name this body was compiled for (see `body`).
     pub encloser_len: u8,
 }
@@ -111,6 +111,7 @@ pub struct AnswerTable {
     answers: Vec<Answer>,
     bodies: Vec<u8>,
     fixups: Vec<u16>,
+    additional_cuts: Vec<AdditionalCut>,
     dname_targets: Vec<Box<[u8]>>,
 }
 
@@ -237,6 +238,12 @@ impl AnswerTable {
         &self.bodies[answer.body_start as usize..(answer.body_start + answer.body_len) as usize]
     }
 
+    /// Where the answer's additional section may be cut, in body order.
+    pub fn additional_cuts(&self, answer: &Answer) -> &[AdditionalCut] {
+        let start = answer.cuts_start as usize;
+        &self.additional_cuts[start..start + answer.cuts_len as usize]
+    }
+
     /// The body's movable pointers, and its pointers to the question name.
     pub fn pointers(&self, answer: &Answer) -> (&[u16], &[u16]) {
         let start = answer.fixup_start as usize;
@@ -285,6 +292,7 @@ impl AnswerTable {
         self.answers.shrink_to_fit();
         self.bodies.shrink_to_fit();
         self.fixups.shrink_to_fit();
+        self.additional_cuts.shrink_to_fit();
     }
 
     /// Approximate heap bytes held, by part, for the start-up log.
