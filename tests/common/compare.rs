@@ -415,6 +415,22 @@ impl Comparison {
         }
     }
 
+    /// Guards against a silently broken harness, then fails the test if
+    /// ringdns differs from Knot+NSD anywhere they agree. The query list
+    /// must be as large as promised, and the references must mostly agree
+    /// (if they did not, the zone or the configs would be wrong and the
+    /// comparison would prove little).
+    pub fn assert_sound_and_no_mismatches(&self, queries_min: usize) {
+        assert!(self.queries >= queries_min, "only {} queries", self.queries);
+        assert!(
+            self.peers_agree * 10 >= self.queries * 7,
+            "Knot and NSD agree on only {} of {} queries: check the zone and configs",
+            self.peers_agree,
+            self.queries
+        );
+        self.assert_no_mismatches();
+    }
+
     /// Fails the test if ringdns differs from Knot+NSD on any agreed field
     /// of a checked query, listing every such query.
     pub fn assert_no_mismatches(&self) {
