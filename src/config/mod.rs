@@ -142,6 +142,10 @@ fn read_config_file(path: &Path) -> Result<String, String> {
             path.display()
         ));
     }
+    if !metadata.is_file() {
+        // A device or FIFO (say /dev/zero) could be read forever.
+        return Err(format!("'{}' is not a regular file", path.display()));
+    }
     if metadata.len() > CONFIG_FILE_BYTES_MAX {
         return Err(format!(
             "'{}' is {} bytes; expected a config file of at most {CONFIG_FILE_BYTES_MAX} bytes",

@@ -680,3 +680,18 @@ fn load_reports_an_unreadable_file_without_a_line() {
             .starts_with("/nonexistent/ringdns/Corefile: cannot read")
     );
 }
+
+#[test]
+fn importing_a_device_is_an_error_not_an_endless_read() {
+    let result = parse_str(
+        "import /dev/zero\nexample.org {\n    log\n}\n",
+        Path::new("Corefile"),
+    );
+    let errors = result.err().expect("an error");
+    assert!(
+        errors
+            .iter()
+            .any(|error| error.message.contains("not a regular file")),
+        "{errors:#?}"
+    );
+}

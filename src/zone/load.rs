@@ -129,6 +129,10 @@ fn scan_file(
     scanned: &mut Scanned,
 ) -> Result<(), ZoneProblem> {
     let problem = |line, message| problem_at(path, line, message);
+    // A device or FIFO (say /dev/zero) could be read forever.
+    if std::fs::metadata(path).is_ok_and(|metadata| !metadata.is_file()) {
+        return Err(problem(0, "not a regular file".to_string()));
+    }
     let text = std::fs::read_to_string(path)
         .map_err(|error| problem(0, format!("cannot read zone file: {error}")))?;
     scan_text(&text, path, origin, depth, scanned)
@@ -327,6 +331,11 @@ mod tests {
             (format!("{HEAD}x.ns SOA ns hm 1 2 3 4 5\n"), 6, "SOA"),
             (format!("{HEAD}$GENERATE 9-1 a A 1.1.1.1\n"), 6, "range"),
             (format!("{HEAD}$INCLUDE missing.inc\n"), 6, "cannot read"),
+            (
+                format!("{HEAD}$INCLUDE /dev/zero\n"),
+                0,
+                "not a regular file",
+            ),
         ];
         for (text, line, needle) in cases {
             std::fs::write(&path, &text).unwrap();
