@@ -16,6 +16,8 @@ pub struct Entry<'a> {
     /// Tokens as written (quoted ones keep their quotes, escapes stay
     /// escaped), comments removed.
     pub tokens: Vec<&'a str>,
+    /// The text ended inside this entry's parentheses.
+    pub unclosed_parenthesis: bool,
 }
 
 impl Entry<'_> {
@@ -57,13 +59,14 @@ pub fn for_each_entry<'a, E>(
 ) -> Result<(), E> {
     let bytes = text.as_bytes();
     let mut visit_entry =
-        |start: usize, end: usize, first_line: usize, tokens: &mut Vec<&'a str>| {
+        |start: usize, end: usize, first_line: usize, tokens: &mut Vec<&'a str>, unclosed_parenthesis: bool| {
             let raw = &text[start..end];
             let entry = Entry {
                 first_line,
                 text: raw,
                 starts_with_blank: raw.starts_with([' ', '\t']),
                 tokens: std::mem::take(tokens),
+                unclosed_parenthesis,
             };
             let result = visit(&entry);
             *tokens = entry.tokens;
@@ -125,7 +128,7 @@ pub fn for_each_entry<'a, E>(
                 finish(text, &mut token_start, index, &mut tokens);
                 line += 1;
                 if depth == 0 {
-                    visit_entry(entry_start, index + 1, entry_line, &mut tokens)?;
+                    visit_entry(entry_start, index + 1, entry_line, &mut tokens, false)?;
                     entry_start = index + 1;
                     entry_line = line;
                 }
@@ -139,7 +142,7 @@ pub fn for_each_entry<'a, E>(
     }
     finish(text, &mut token_start, bytes.len().min(index), &mut tokens);
     if entry_start < text.len() {
-        visit_entry(entry_start, text.len(), entry_line, &mut tokens)?;
+        visit_entry(entry_start, text.len(), entry_line, &mut tokens, depth > 0)?;
     }
     Ok(())
 }
