@@ -162,10 +162,19 @@ fn scan_text(
     loop {
         // The scanner is another crate's code: a defect in it must fail this
         // zone (fuzzing found one, see fuzz/README.md), not the server.
-        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| scanner.next_entry()));
+        let outcome =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| scanner.next_entry()));
         let Ok(outcome) = outcome else {
-            let line = prepared.entry_lines.get(entry_index).or(prepared.entry_lines.last()).copied().unwrap_or(0);
-            return Err(problem(line, "the zone scanner failed on this entry (a defect in the domain crate)".to_string()));
+            let line = prepared
+                .entry_lines
+                .get(entry_index)
+                .or(prepared.entry_lines.last())
+                .copied()
+                .unwrap_or(0);
+            return Err(problem(
+                line,
+                "the zone scanner failed on this entry (a defect in the domain crate)".to_string(),
+            ));
         };
         let entry = match outcome {
             Ok(Some(entry)) => entry,

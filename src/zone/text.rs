@@ -58,21 +58,24 @@ pub fn for_each_entry<'a, E>(
     mut visit: impl FnMut(&Entry<'a>) -> Result<(), E>,
 ) -> Result<(), E> {
     let bytes = text.as_bytes();
-    let mut visit_entry =
-        |start: usize, end: usize, first_line: usize, tokens: &mut Vec<&'a str>, unclosed_parenthesis: bool| {
-            let raw = &text[start..end];
-            let entry = Entry {
-                first_line,
-                text: raw,
-                starts_with_blank: raw.starts_with([' ', '\t']),
-                tokens: std::mem::take(tokens),
-                unclosed_parenthesis,
-            };
-            let result = visit(&entry);
-            *tokens = entry.tokens;
-            tokens.clear();
-            result
+    let mut visit_entry = |start: usize,
+                           end: usize,
+                           first_line: usize,
+                           tokens: &mut Vec<&'a str>,
+                           unclosed_parenthesis: bool| {
+        let raw = &text[start..end];
+        let entry = Entry {
+            first_line,
+            text: raw,
+            starts_with_blank: raw.starts_with([' ', '\t']),
+            tokens: std::mem::take(tokens),
+            unclosed_parenthesis,
         };
+        let result = visit(&entry);
+        *tokens = entry.tokens;
+        tokens.clear();
+        result
+    };
     let mut line = 1;
     let mut entry_start = 0;
     let mut entry_line = 1;
