@@ -4,6 +4,7 @@
 pub mod compile;
 pub mod config;
 pub mod engine;
+pub mod metrics;
 pub mod publish;
 pub mod respond;
 pub mod server;

@@ -281,15 +281,59 @@ fn serve_zones(conf: &std::path::Path) -> Result<(), String> {
         mib(total),
         detail.join(", ")
     );
-    // The table holds everything the answers need; the parsed zones can go.
+    // What /metrics reports of each zone, then the parsed zones can go:
+    // the table holds everything the answers need.
+    let zone_summaries: Vec<(String, u32, usize, bool)> = zones
+        .iter()
+        .map(|loaded| match &loaded.zone {
+            Ok(zone) => (
+                loaded.source.origin_text.clone(),
+                zone.serial(),
+                zone.record_count(),
+                true,
+            ),
+            Err(_) => (loaded.source.origin_text.clone(), 0, 0, false),
+        })
+        .collect();
     drop(zones);
     // mimalloc returns freed memory to the OS lazily, on later allocations,
     // which the serving threads never make: hand it back now.
     // SAFETY: mi_collect only walks mimalloc's own heap structures.
     unsafe { libmimalloc_sys::mi_collect(true) };
     let published = publish::Published::new(table);
-    let (engine, listen) = start_engine(&config, || engine::DnsHandler::new(published.reader()))?;
-    slowpath::tcp::start(&listen, &published, &slowpath::tcp::TcpOptions::default())
+    let (engine, listen) = start_engine(&config, |counters| {
+        engine::DnsHandler::new(published.reader(), counters)
+    })?;
+    let tcp_counters = std::sync::Arc::new(ringdns::metrics::QueryCounters::default());
+    slowpath::tcp::start(
+        &listen,
+        &published,
+        &slowpath::tcp::TcpOptions::default(),
+        std::sync::Arc::clone(&tcp_counters),
+    )
+    .map_err(|error| error.to_string())?;
+    let mut query_counters = engine.query_counters.clone();
+    query_counters.push(tcp_counters);
+    let state = slowpath::http::HttpState {
+        server_label: format!(
+            "dns://:{}",
+            listen.first().map_or(53, |address| address.port())
+        ),
+        workers: engine.counters.clone(),
+        query_counters,
+        zones: zone_summaries,
+        published: published.clone(),
+        ready: std::sync::atomic::AtomicBool::new(failed == 0),
+    };
+    let endpoints: Vec<(slowpath::http::Endpoint, std::net::SocketAddr)> = [
+        (slowpath::http::Endpoint::Metrics, config.http.prometheus),
+        (slowpath::http::Endpoint::Health, config.http.health),
+        (slowpath::http::Endpoint::Ready, config.http.ready),
+    ]
+    .into_iter()
+    .filter_map(|(endpoint, address)| Some((endpoint, address?)))
+    .collect();
+    slowpath::http::start(&endpoints, std::sync::Arc::new(state))
         .map_err(|error| error.to_string())?;
     let addresses: Vec<String> = listen.iter().map(ToString::to_string).collect();
     eprintln!("ringdns: serving on {} (UDP and TCP)", addresses.join(", "));
@@ -304,7 +348,7 @@ fn serve_zones(conf: &std::path::Path) -> Result<(), String> {
 /// baseline (see loadtest/), not a server.
 fn reflect_only(conf: &std::path::Path) -> Result<(), String> {
     let config = load_config(conf).ok_or_else(String::new)?;
-    let (engine, listen) = start_engine(&config, || engine::Reflector)?;
+    let (engine, listen) = start_engine(&config, |_| engine::Reflector)?;
     let addresses: Vec<String> = listen.iter().map(ToString::to_string).collect();
     eprintln!("ringdns: reflecting on {} (UDP only)", addresses.join(", "));
     for thread in engine.threads {
@@ -316,7 +360,7 @@ fn reflect_only(conf: &std::path::Path) -> Result<(), String> {
 /// Opens the UDP sockets of every listen address and starts the workers.
 fn start_engine<H: engine::PacketHandler>(
     config: &config::Config,
-    make_handler: impl Fn() -> H,
+    make_handler: impl Fn(std::sync::Arc<ringdns::metrics::QueryCounters>) -> H,
 ) -> Result<(engine::Engine, Vec<std::net::SocketAddr>), String> {
     let (options, backend) = engine_setup(config)?;
     let listen = server::listen_addresses(config);

@@ -49,7 +49,7 @@
 //!         rcvbuf 4M                      # bytes, K/M/G suffixes (binary)
 //!         sndbuf 4M
 //!     }
-//!     health :8080                       # accepted, warned about, ignored
+//!     health :8080                       # /health; also prometheus [ADDR], ready [ADDR]
 //! }
 //! ```
 //!
@@ -60,9 +60,10 @@
 //!   a comma continues on the next line.
 //! - Other schemes (`tls://`, `https://`, `grpc://`) are not supported.
 //! - Two blocks may not serve the same zone on the same port.
-//! - `health`, `prometheus` and `ready` are accepted with a warning;
-//!   `transfer`, `secondary`, `tsig` and `reload` are errors, because
-//!   ignoring them would serve something other than what was asked.
+//! - `prometheus [ADDR]` (default `localhost:9153`), `health [ADDR]`
+//!   (`:8080`) and `ready [ADDR]` (`:8181`) set the HTTP endpoints, once
+//!   per process; `transfer`, `secondary`, `tsig` and `reload` are errors,
+//!   because ignoring them would serve something other than what was asked.
 //! - A snippet must be defined above its first `import`. `import` first
 //!   looks for a snippet of that name, then for files; wildcards (`*`,
 //!   `?`) are allowed in the file name only, and a pattern that matches
@@ -195,8 +196,23 @@ pub struct Config {
     pub servers: Vec<ServerBlock>,
     /// From the one `engine` directive, in any block; defaults without one.
     pub engine: EngineConfig,
+    /// HTTP endpoints (`prometheus [ADDR]`, `health [ADDR]`, `ready
+    /// [ADDR]` in any block; the first of each wins, as all blocks share
+    /// one process).
+    pub http: HttpEndpoints,
     /// Non-fatal: e.g. "directive 'health' is not yet supported; ignored".
     pub warnings: Vec<ConfigError>,
+}
+
+/// Where the HTTP endpoints listen; `None` when the directive is absent.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HttpEndpoints {
+    /// `/metrics` (default `localhost:9153`, as CoreDNS).
+    pub prometheus: Option<std::net::SocketAddr>,
+    /// `/health` (default `:8080`).
+    pub health: Option<std::net::SocketAddr>,
+    /// `/ready` (default `:8181`).
+    pub ready: Option<std::net::SocketAddr>,
 }
 
 /// One `KEYS { ... }` block.

@@ -11,15 +11,13 @@ use super::lexer::Token;
 use super::syntax::{Block, Line};
 use super::values::{self, is_within};
 use super::{
-    Backend, Config, ConfigError, EngineConfig, FileZone, ServerBlock, ServerKey, relative_to_file,
+    Backend, Config, ConfigError, EngineConfig, FileZone, HttpEndpoints, ServerBlock, ServerKey,
+    relative_to_file,
 };
 
 /// The directives ringdns implements, as listed in "unknown directive"
 /// errors.
-const DIRECTIVES: &str = "bind, errors, file, log, engine";
-/// CoreDNS directives we accept and ignore (with a warning) so existing
-/// Corefiles keep working.
-const IGNORED_DIRECTIVES: [&str; 3] = ["health", "prometheus", "ready"];
+const DIRECTIVES: &str = "bind, errors, file, log, engine, prometheus, health, ready";
 /// CoreDNS directives whose absence would change what is served, so
 /// ignoring them would be wrong.
 const UNSUPPORTED_DIRECTIVES: [&str; 4] = ["transfer", "secondary", "tsig", "reload"];
@@ -55,6 +53,7 @@ pub(super) fn resolve(
         servers: Vec::new(),
         engine: None,
         served: Vec::new(),
+        http: HttpEndpoints::default(),
     };
     for line in lines {
         let Some(block) = &line.block else {
@@ -77,6 +76,7 @@ pub(super) fn resolve(
         servers,
         engine,
         warnings,
+        http,
         ..
     } = resolver;
     if servers.is_empty() && errors.is_empty() {
@@ -91,6 +91,7 @@ pub(super) fn resolve(
     Config {
         servers,
         engine: engine.map(|(engine, _)| engine).unwrap_or_default(),
+        http,
         warnings,
     }
 }
@@ -103,6 +104,7 @@ struct Resolver<'a> {
     engine: Option<(EngineConfig, Token)>,
     /// Every zone and port claimed so far, with the key that claimed it.
     served: Vec<(ServerKey, Token)>,
+    http: HttpEndpoints,
 }
 
 impl Resolver<'_> {
@@ -169,9 +171,9 @@ impl Resolver<'_> {
             "log" => server.log = true,
             "errors" => server.errors = true,
             "engine" => self.engine(line),
-            other if IGNORED_DIRECTIVES.contains(&other) => self
-                .warnings
-                .push(name.error(format!("directive '{other}' is not yet supported; ignored"))),
+            "prometheus" => self.http_endpoint(line, "localhost:9153", |http| &mut http.prometheus),
+            "health" => self.http_endpoint(line, ":8080", |http| &mut http.health),
+            "ready" => self.http_endpoint(line, ":8181", |http| &mut http.ready),
             other if UNSUPPORTED_DIRECTIVES.contains(&other) => {
                 let message = format!("directive '{other}' is not yet supported by ringdns");
                 self.error(name, message);
@@ -179,6 +181,56 @@ impl Resolver<'_> {
             other => {
                 let message = format!("unknown directive '{other}'; expected one of: {DIRECTIVES}");
                 self.error(name, message);
+            }
+        }
+    }
+
+    /// `prometheus [ADDR]`, `health [ADDR]`, `ready [ADDR]`: one address,
+    /// CoreDNS's default without one. Blocks share the process, so the
+    /// first address of each kind wins; a different one later is an error.
+    fn http_endpoint(
+        &mut self,
+        line: &Line,
+        default: &str,
+        slot: impl Fn(&mut HttpEndpoints) -> &mut Option<std::net::SocketAddr>,
+    ) {
+        let name = line.name();
+        let directive = name.text.clone();
+        let args = line.args();
+        if args.len() > 1 {
+            self.error(
+                &args[1],
+                format!("expected at most one address: '{directive} [ADDR]'"),
+            );
+            return;
+        }
+        if let Some(block) = &line.block {
+            // health's `lameduck` is parsed by CoreDNS; shutdown delays come later here.
+            for sub in &block.lines {
+                let message = format!(
+                    "'{}' in '{directive}' is not yet supported; ignored",
+                    sub.name().text
+                );
+                self.warnings.push(sub.name().error(message));
+            }
+        }
+        let text = args.first().map_or(default, |token| token.text.as_str());
+        let address = match values::listen_address(text) {
+            Ok(address) => address,
+            Err(message) => {
+                let at = args.first().unwrap_or(name).clone();
+                self.error(&at, message);
+                return;
+            }
+        };
+        match *slot(&mut self.http) {
+            None => *slot(&mut self.http) = Some(address),
+            Some(earlier) if earlier == address => {}
+            Some(earlier) => {
+                self.error(
+                    name,
+                    format!("'{directive}' already listens on {earlier}; one address per process"),
+                );
             }
         }
     }

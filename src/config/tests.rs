@@ -115,26 +115,26 @@ kevinmingtarja.com {
 ";
 
 #[test]
-fn seed_primary_fails_only_on_transfer_and_warns_on_health_and_prometheus() {
+fn seed_primary_fails_only_on_transfer() {
     let (config, errors) = parse(SEED_PRIMARY);
     assert_eq!(
         shown(&errors),
         ["Corefile:4: directive 'transfer' is not yet supported by ringdns"]
     );
+    assert!(config.warnings.is_empty(), "{:#?}", shown(&config.warnings));
+    assert_eq!(config.http.health.unwrap().to_string(), "0.0.0.0:8080");
     assert_eq!(
-        shown(&config.warnings),
-        [
-            "Corefile:8: directive 'health' is not yet supported; ignored",
-            "Corefile:9: directive 'prometheus' is not yet supported; ignored",
-        ]
+        config.http.prometheus.unwrap().to_string(),
+        "127.0.0.1:9153"
     );
+    assert_eq!(config.http.ready, None);
 }
 
 #[test]
 fn seed_primary_without_transfer_resolves_fully() {
     let text = SEED_PRIMARY.replace("    transfer {\n        to 3.89.236.104\n    }\n", "");
     let config = ok(&text);
-    assert_eq!(config.warnings.len(), 2);
+    assert!(config.warnings.is_empty());
     assert_eq!(config.servers.len(), 1);
     let server = &config.servers[0];
     assert_eq!(server.keys, [key("kevinmingtarja.com.", 53)]);
@@ -161,7 +161,7 @@ fn seed_secondary_fails_only_on_secondary() {
         shown(&errors),
         ["Corefile:2: directive 'secondary' is not yet supported by ringdns"]
     );
-    assert_eq!(config.warnings.len(), 2);
+    assert!(config.warnings.is_empty());
 }
 
 #[test]
@@ -170,7 +170,9 @@ fn public_parse_str_returns_errors_and_display_format() {
         parse_str("a.org {\n\n log\n\n\n\n fiel db\n}", Path::new("Corefile")).unwrap_err();
     assert_eq!(
         shown(&errors),
-        ["Corefile:7: unknown directive 'fiel'; expected one of: bind, errors, file, log, engine"]
+        [
+            "Corefile:7: unknown directive 'fiel'; expected one of: bind, errors, file, log, engine, prometheus, health, ready"
+        ]
     );
     let config = parse_str("a.org {\n file db\n}", Path::new("Corefile")).unwrap();
     assert_eq!(config.servers.len(), 1);
@@ -195,7 +197,7 @@ fn module_doc_example_parses() {
     let dir = TempDir::new("doc");
     let (config, errors) = parse_at(&example, &dir.0.join("Corefile"));
     assert!(errors.is_empty(), "{:#?}", shown(&errors));
-    assert_eq!(config.warnings.len(), 2, "{:#?}", shown(&config.warnings));
+    assert_eq!(config.warnings.len(), 1, "{:#?}", shown(&config.warnings));
     assert!(config.warnings[0].message.contains("matches no files"));
     let server = &config.servers[0];
     assert_eq!(
@@ -418,15 +420,24 @@ fn log_and_errors_ignore_their_arguments() {
 }
 
 #[test]
-fn ignored_directives_warn_with_their_line() {
-    let config = ok("a.org {\n health :8080 {\n  lameduck 5s\n }\n ready\n}");
+fn http_endpoints_take_coredns_defaults_and_addresses() {
+    let config =
+        ok("a.org {\n health :8080 {\n  lameduck 5s\n }\n ready\n prometheus [::1]:9253\n}");
     assert_eq!(
         shown(&config.warnings),
-        [
-            "Corefile:2: directive 'health' is not yet supported; ignored",
-            "Corefile:5: directive 'ready' is not yet supported; ignored",
-        ]
+        ["Corefile:3: 'lameduck' in 'health' is not yet supported; ignored"]
     );
+    assert_eq!(config.http.health.unwrap().to_string(), "0.0.0.0:8080");
+    assert_eq!(config.http.ready.unwrap().to_string(), "0.0.0.0:8181");
+    assert_eq!(config.http.prometheus.unwrap().to_string(), "[::1]:9253");
+    // The same address in two blocks is fine; a different one is not.
+    ok("a.org {\n prometheus\n}\nb.org {\n prometheus localhost:9153\n}");
+    assert!(
+        one_error("a.org {\n prometheus\n}\nb.org {\n prometheus :9999\n}")
+            .contains("already listens on 127.0.0.1:9153")
+    );
+    assert!(one_error("a.org {\n health 8080\n}").contains("expected an address like"));
+    assert!(one_error("a.org {\n ready :1 :2\n}").contains("at most one address"));
 }
 
 #[test]

@@ -228,6 +228,22 @@ pub(super) fn cpu_list(text: &str) -> Result<Vec<usize>, String> {
     Ok(cpus)
 }
 
+/// A listen address as CoreDNS writes them: `:8080` (all IPv4
+/// addresses), `localhost:9153`, `127.0.0.1:9153`, `[::1]:9153`.
+pub(super) fn listen_address(text: &str) -> Result<std::net::SocketAddr, String> {
+    let usage = || {
+        format!("expected an address like ':8080', 'localhost:9153' or '[::1]:9153', got '{text}'")
+    };
+    let (host, port) = text.rsplit_once(':').ok_or_else(usage)?;
+    let port: u16 = port.parse().map_err(|_| usage())?;
+    let ip: IpAddr = match host {
+        "" => IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+        "localhost" => IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+        _ => ip_address(host).map_err(|_| usage())?,
+    };
+    Ok(std::net::SocketAddr::new(ip, port))
+}
+
 /// An IPv4 or IPv6 address; `[::1]` is accepted as `::1`.
 pub(super) fn ip_address(text: &str) -> Result<IpAddr, String> {
     let inner = text
@@ -250,6 +266,21 @@ mod tests {
             zone: zone.to_string(),
             port,
         }
+    }
+
+    #[test]
+    fn listen_addresses() {
+        assert_eq!(listen_address(":8080").unwrap().to_string(), "0.0.0.0:8080");
+        assert_eq!(
+            listen_address("localhost:9153").unwrap().to_string(),
+            "127.0.0.1:9153"
+        );
+        assert_eq!(
+            listen_address("[::1]:9153").unwrap().to_string(),
+            "[::1]:9153"
+        );
+        assert!(listen_address("8080").is_err());
+        assert!(listen_address("example.org:80").is_err());
     }
 
     #[test]

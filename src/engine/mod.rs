@@ -18,6 +18,7 @@ use std::thread::JoinHandle;
 
 use socket2::{Domain, Protocol, Socket, Type};
 
+use crate::metrics::{self, Family, Proto, QueryCounters};
 use crate::publish::TableReader;
 use crate::respond::{Transport, respond};
 use crate::wire::query::Query;
@@ -25,37 +26,49 @@ use crate::wire::query::Query;
 /// What a worker does with each datagram. Generic, so the call is inlined:
 /// the DNS answerer, or the bare reflector that measures the kernel's cost.
 pub trait PacketHandler: Send + 'static {
-    /// Writes the reply to `packet` into `out`; returns its length, 0 for none.
-    fn handle(&mut self, packet: &[u8], out: &mut [u8]) -> usize;
+    /// Writes the reply to `packet`, which arrived over `family`, into
+    /// `out`; returns its length, 0 for none.
+    fn handle(&mut self, packet: &[u8], out: &mut [u8], family: Family) -> usize;
 }
 
-/// Answers DNS queries from the published table.
+/// Answers DNS queries from the published table, counting them in the
+/// worker's own counters.
 pub struct DnsHandler {
     reader: TableReader,
     query: Query,
+    counters: Arc<QueryCounters>,
 }
 
 impl DnsHandler {
-    pub fn new(reader: TableReader) -> Self {
+    pub fn new(reader: TableReader, counters: Arc<QueryCounters>) -> Self {
         DnsHandler {
             reader,
             query: Query::default(),
+            counters,
         }
     }
 }
 
 impl PacketHandler for DnsHandler {
     #[inline]
-    fn handle(&mut self, packet: &[u8], out: &mut [u8]) -> usize {
+    fn handle(&mut self, packet: &[u8], out: &mut [u8], family: Family) -> usize {
         // One atomic load per packet: a newly published table is seen on
         // the next packet, and no lock is ever taken.
-        respond(
+        let length = respond(
             &mut self.query,
             packet,
             self.reader.load(),
             Transport::Udp,
             out,
-        )
+        );
+        if length > 0 {
+            let edns = self.query.edns;
+            let (qtype, rcode) = metrics::reply_summary(&out[..length], edns.is_some());
+            let dnssec_ok = edns.is_some_and(|edns| edns.dnssec_ok);
+            self.counters
+                .record(Proto::Udp, family, qtype, rcode, dnssec_ok, true);
+        }
+        length
     }
 }
 
@@ -65,7 +78,7 @@ pub struct Reflector;
 
 impl PacketHandler for Reflector {
     #[inline]
-    fn handle(&mut self, packet: &[u8], out: &mut [u8]) -> usize {
+    fn handle(&mut self, packet: &[u8], out: &mut [u8], _family: Family) -> usize {
         if packet.len() < 12 || packet.len() > out.len() {
             return 0;
         }
@@ -176,6 +189,8 @@ impl WorkerCounters {
 pub struct Engine {
     pub backend: Backend,
     pub counters: Vec<Arc<WorkerCounters>>,
+    /// Each worker's query counters, for the metrics scrape.
+    pub query_counters: Vec<Arc<QueryCounters>>,
     pub threads: Vec<JoinHandle<()>>,
 }
 
@@ -185,7 +200,7 @@ pub fn start<H: PacketHandler>(
     listen: &[SocketAddr],
     options: &EngineOptions,
     backend: Backend,
-    make_handler: impl Fn() -> H,
+    make_handler: impl Fn(Arc<QueryCounters>) -> H,
 ) -> io::Result<Engine> {
     let workers = options.workers.max(1);
     let mut sockets: Vec<Vec<(Socket, SocketAddr)>> = Vec::new();
@@ -205,15 +220,18 @@ pub fn start<H: PacketHandler>(
     let mut engine = Engine {
         backend,
         counters: Vec::new(),
+        query_counters: Vec::new(),
         threads: Vec::new(),
     };
     for (worker, worker_sockets) in sockets.into_iter().enumerate() {
         let counters = Arc::new(WorkerCounters::default());
         engine.counters.push(Arc::clone(&counters));
+        let query_counters = Arc::new(QueryCounters::default());
+        engine.query_counters.push(Arc::clone(&query_counters));
         let cpu = (!options.cpus.is_empty()).then(|| options.cpus[worker % options.cpus.len()]);
         match backend {
             Backend::IoUring => {
-                let handler = make_handler();
+                let handler = make_handler(Arc::clone(&query_counters));
                 let ring = options.ring;
                 engine.threads.push(spawn_worker(worker, cpu, move || {
                     if let Err(error) = uring::serve(worker_sockets, handler, &counters, ring) {
@@ -227,7 +245,7 @@ pub fn start<H: PacketHandler>(
             Backend::Recvmmsg => {
                 // One thread per socket: recvmmsg blocks on one descriptor.
                 for (socket, address) in worker_sockets {
-                    let handler = make_handler();
+                    let handler = make_handler(Arc::clone(&query_counters));
                     let counters = Arc::clone(&counters);
                     let batch = options.batch.clamp(1, 1024);
                     engine.threads.push(spawn_worker(worker, cpu, move || {

@@ -9,6 +9,7 @@ use std::os::fd::AsRawFd;
 use socket2::Socket;
 
 use super::{PacketHandler, WorkerCounters};
+use crate::metrics::Family;
 use crate::respond::UDP_PAYLOAD_SIZE_MAX;
 
 /// Largest query we read; longer datagrams are truncated by the kernel and
@@ -112,6 +113,11 @@ pub fn serve(
     batch_size: usize,
 ) {
     let fd = socket.as_raw_fd();
+    let family = if address.is_ipv4() {
+        Family::V4
+    } else {
+        Family::V6
+    };
     let mut batch = Batch::new(batch_size);
     loop {
         batch.reset_receive_lengths();
@@ -144,7 +150,7 @@ pub fn serve(
                 continue;
             }
             let packet = &batch.received[index][..length.min(RECV_LEN_MAX)];
-            let reply_length = handler.handle(packet, &mut batch.replies[index]);
+            let reply_length = handler.handle(packet, &mut batch.replies[index], family);
             if reply_length == 0 {
                 continue;
             }

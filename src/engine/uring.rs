@@ -22,6 +22,7 @@ use io_uring::{EnterFlags, IoUring, cqueue, opcode, squeue};
 use socket2::Socket;
 
 use super::{PacketHandler, WorkerCounters};
+use crate::metrics::Family;
 use crate::respond::UDP_PAYLOAD_SIZE_MAX;
 
 /// Each provided buffer holds the kernel's recvmsg header, the peer
@@ -355,7 +356,12 @@ pub fn serve(
                     (Some(buffer), Some(&slot_index)) if result > 0 => {
                         let data = &buffer[..(result as usize).min(BUFFER_LEN)];
                         let slot = &mut slots[slot_index as usize];
-                        prepare_reply(data, &listeners[index].header, &mut handler, slot)
+                        let family = if listeners[index].address.is_ipv4() {
+                            Family::V4
+                        } else {
+                            Family::V6
+                        };
+                        prepare_reply(data, &listeners[index].header, &mut handler, slot, family)
                     }
                     _ => false,
                 };
@@ -415,6 +421,7 @@ fn prepare_reply(
     receive_header: &libc::msghdr,
     handler: &mut impl PacketHandler,
     slot: &mut SendSlot,
+    family: Family,
 ) -> bool {
     let Ok(message) = RecvMsgOut::parse(data, receive_header) else {
         return false;
@@ -425,7 +432,7 @@ fn prepare_reply(
     {
         return false;
     }
-    let length = handler.handle(message.payload_data(), &mut slot.reply);
+    let length = handler.handle(message.payload_data(), &mut slot.reply, family);
     if length == 0 {
         return false;
     }

@@ -2,4 +2,5 @@
 //! TCP; zone transfers, NOTIFY and HTTP endpoints come here too. It reads
 //! published tables like the workers do and never writes one.
 
+pub mod http;
 pub mod tcp;

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
+use crate::metrics::{self, Family, Proto, QueryCounters};
 use crate::publish::Published;
 use crate::respond::{TCP_MESSAGE_LEN_MAX, Transport, respond};
 use crate::wire::query::Query;
@@ -51,7 +52,12 @@ struct Occupancy {
 
 /// Binds every address now (so start-up fails clearly when one is taken),
 /// then accepts on one thread per address.
-pub fn start(listen: &[SocketAddr], published: &Published, options: &TcpOptions) -> io::Result<()> {
+pub fn start(
+    listen: &[SocketAddr],
+    published: &Published,
+    options: &TcpOptions,
+    counters: Arc<QueryCounters>,
+) -> io::Result<()> {
     let mut listeners = Vec::new();
     for address in listen {
         let listener = bind_tcp(*address).map_err(|error| {
@@ -67,9 +73,10 @@ pub fn start(listen: &[SocketAddr], published: &Published, options: &TcpOptions)
         let published = published.clone();
         let options = options.clone();
         let open = Arc::clone(&open);
+        let counters = Arc::clone(&counters);
         std::thread::Builder::new()
             .name("tcp-accept".into())
-            .spawn(move || accept_loop(listener, published, options, open))?;
+            .spawn(move || accept_loop(listener, published, options, open, counters))?;
     }
     Ok(())
 }
@@ -94,6 +101,7 @@ fn accept_loop(
     published: Published,
     options: TcpOptions,
     open: Arc<Mutex<Occupancy>>,
+    counters: Arc<QueryCounters>,
 ) {
     loop {
         let (stream, peer) = match listener.accept() {
@@ -133,10 +141,22 @@ fn accept_loop(
             }
         };
         let release_on_failure = release.clone();
+        let counters = Arc::clone(&counters);
+        let family = if address.is_ipv4() {
+            Family::V4
+        } else {
+            Family::V6
+        };
         let spawned = std::thread::Builder::new()
             .name("tcp-conn".into())
             .spawn(move || {
-                let _ = serve_connection(stream, &published, &options_for_connection);
+                let _ = serve_connection(
+                    stream,
+                    &published,
+                    &options_for_connection,
+                    &counters,
+                    family,
+                );
                 release();
             });
         if spawned.is_err() {
@@ -149,6 +169,8 @@ fn serve_connection(
     mut stream: TcpStream,
     published: &Published,
     options: &TcpOptions,
+    counters: &QueryCounters,
+    family: Family,
 ) -> io::Result<()> {
     let idle = Duration::from_millis(options.idle_timeout_ms);
     let message_timeout = Duration::from_millis(options.message_timeout_ms);
@@ -179,6 +201,10 @@ fn serve_connection(
         if reply_length == 0 {
             continue;
         }
+        let edns = query.edns;
+        let (qtype, rcode) = metrics::reply_summary(&reply[2..2 + reply_length], edns.is_some());
+        let dnssec_ok = edns.is_some_and(|edns| edns.dnssec_ok);
+        counters.record(Proto::Tcp, family, qtype, rcode, dnssec_ok, false);
         reply[..2].copy_from_slice(&(reply_length as u16).to_be_bytes());
         stream.write_all(&reply[..2 + reply_length])?;
     }

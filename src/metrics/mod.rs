@@ -1,0 +1,367 @@
+//! Query counters, one set per worker (and one for TCP), and their sum in
+//! the Prometheus text format with CoreDNS's metric names and labels, so
+//! CoreDNS dashboards and alerts keep working.
+//!
+//! This module owns counting and rendering. The fast path only calls
+//! `QueryCounters::record` on its own worker's counters: a plain load and
+//! store on cache lines no other core writes. Scrapes sum all workers.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Query types with their own `type` label, as CoreDNS lists them; every
+/// other type is counted as `other`.
+pub const TYPES: [(u16, &str); 20] = [
+    (1, "A"),
+    (28, "AAAA"),
+    (2, "NS"),
+    (12, "PTR"),
+    (6, "SOA"),
+    (5, "CNAME"),
+    (15, "MX"),
+    (16, "TXT"),
+    (33, "SRV"),
+    (35, "NAPTR"),
+    (13, "HINFO"),
+    (43, "DS"),
+    (48, "DNSKEY"),
+    (46, "RRSIG"),
+    (47, "NSEC"),
+    (50, "NSEC3"),
+    (251, "IXFR"),
+    (252, "AXFR"),
+    (255, "ANY"),
+    (65, "HTTPS"),
+];
+const TYPE_SLOTS: usize = TYPES.len() + 1;
+/// RCODE names (RFC 6895 registry) for the `rcode` label; 24 and up are
+/// `other`.
+const RCODES: [&str; 24] = [
+    "NOERROR",
+    "FORMERR",
+    "SERVFAIL",
+    "NXDOMAIN",
+    "NOTIMP",
+    "REFUSED",
+    "YXDOMAIN",
+    "YXRRSET",
+    "NXRRSET",
+    "NOTAUTH",
+    "NOTZONE",
+    "DSOTYPENI",
+    "RCODE12",
+    "RCODE13",
+    "RCODE14",
+    "RCODE15",
+    "BADVERS",
+    "BADKEY",
+    "BADTIME",
+    "BADMODE",
+    "BADNAME",
+    "BADALG",
+    "BADTRUNC",
+    "BADCOOKIE",
+];
+const RCODE_SLOTS: usize = RCODES.len() + 1;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Proto {
+    Udp = 0,
+    Tcp = 1,
+}
+
+/// `family` label: 1 for IPv4, 2 for IPv6, as CoreDNS writes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Family {
+    V4 = 0,
+    V6 = 1,
+}
+
+/// One worker's counts. Aligned so no two workers share a cache line.
+#[repr(align(128))]
+pub struct QueryCounters {
+    requests: [[[AtomicU64; TYPE_SLOTS]; 2]; 2],
+    responses: [[AtomicU64; RCODE_SLOTS]; 2],
+    dnssec_ok: [AtomicU64; 2],
+}
+
+impl Default for QueryCounters {
+    fn default() -> Self {
+        QueryCounters {
+            requests: std::array::from_fn(|_| {
+                std::array::from_fn(|_| std::array::from_fn(|_| AtomicU64::new(0)))
+            }),
+            responses: std::array::from_fn(|_| std::array::from_fn(|_| AtomicU64::new(0))),
+            dnssec_ok: std::array::from_fn(|_| AtomicU64::new(0)),
+        }
+    }
+}
+
+fn type_slot(qtype: u16) -> usize {
+    TYPES
+        .iter()
+        .position(|(number, _)| *number == qtype)
+        .unwrap_or(TYPES.len())
+}
+
+impl QueryCounters {
+    /// Counts one answered query. `single_writer` is true on a worker's own
+    /// counters (a plain load and store), false where threads share them.
+    #[inline]
+    pub fn record(
+        &self,
+        proto: Proto,
+        family: Family,
+        qtype: u16,
+        rcode: u16,
+        dnssec_ok: bool,
+        single_writer: bool,
+    ) {
+        let add = |counter: &AtomicU64| {
+            if single_writer {
+                counter.store(counter.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+            } else {
+                counter.fetch_add(1, Ordering::Relaxed);
+            }
+        };
+        add(&self.requests[proto as usize][family as usize][type_slot(qtype)]);
+        add(&self.responses[proto as usize][(rcode as usize).min(RCODE_SLOTS - 1)]);
+        if dnssec_ok {
+            add(&self.dnssec_ok[proto as usize]);
+        }
+    }
+}
+
+/// Reads what a reply says about the query it answers: (qtype, full
+/// RCODE). `had_opt`: the reply ends with our OPT record, whose TTL field
+/// holds the RCODE's upper bits.
+pub fn reply_summary(reply: &[u8], had_opt: bool) -> (u16, u16) {
+    let Some(header) = reply.get(..12) else {
+        return (0, 0);
+    };
+    let mut rcode = u16::from(header[3] & 0x0F);
+    // Our OPT, when there is one, is the reply's last record (11 bytes).
+    let opt = reply.len().checked_sub(11).and_then(|at| reply.get(at..));
+    if had_opt
+        && header[10..12] != [0, 0]
+        && let Some(opt) = opt
+        && opt[..3] == [0, 0, 41]
+    {
+        rcode |= u16::from(opt[5]) << 4;
+    }
+    let mut qtype = 0;
+    if header[4..6] == [0, 1] {
+        // Skip the question name (never compressed in our replies).
+        let mut at = 12;
+        while let Some(&length) = reply.get(at) {
+            if length == 0 || length & 0xC0 != 0 {
+                break;
+            }
+            at += 1 + length as usize;
+        }
+        if let Some(bytes) = reply.get(at + 1..at + 3) {
+            qtype = u16::from_be_bytes([bytes[0], bytes[1]]);
+        }
+    }
+    (qtype, rcode)
+}
+
+/// What the scrape renders besides the query counters.
+pub struct Snapshot<'a> {
+    /// CoreDNS's `server` label, e.g. `dns://:53`.
+    pub server: &'a str,
+    pub counters: &'a [&'a QueryCounters],
+    /// Per worker: (received, answered, dropped).
+    pub workers: &'a [(u64, u64, u64)],
+    /// Per zone: (name, serial, records, loaded).
+    pub zones: &'a [(String, u32, usize, bool)],
+    pub table_names: usize,
+}
+
+fn sum(counters: &[&QueryCounters], read: impl Fn(&QueryCounters) -> &AtomicU64) -> u64 {
+    counters
+        .iter()
+        .map(|counters| read(counters).load(Ordering::Relaxed))
+        .sum()
+}
+
+/// The Prometheus text exposition (format 0.0.4).
+pub fn render(snapshot: &Snapshot<'_>) -> String {
+    let mut out = String::with_capacity(16 * 1024);
+    let server = snapshot.server;
+    let counters = snapshot.counters;
+    let proto_names = ["udp", "tcp"];
+    let _ = writeln!(
+        out,
+        "# HELP coredns_build_info A metric with a constant '1' value labeled by version, revision, and goversion from which CoreDNS was built."
+    );
+    let _ = writeln!(out, "# TYPE coredns_build_info gauge");
+    let _ = writeln!(
+        out,
+        "coredns_build_info{{version=\"ringdns-{}\",revision=\"\",goversion=\"\"}} 1",
+        env!("CARGO_PKG_VERSION")
+    );
+    let _ = writeln!(
+        out,
+        "# HELP coredns_panics_total A metrics that counts the number of panics."
+    );
+    let _ = writeln!(out, "# TYPE coredns_panics_total counter");
+    let _ = writeln!(out, "coredns_panics_total 0");
+    let _ = writeln!(
+        out,
+        "# HELP coredns_dns_requests_total Counter of DNS requests made per zone, protocol and family."
+    );
+    let _ = writeln!(out, "# TYPE coredns_dns_requests_total counter");
+    for (proto, proto_name) in proto_names.iter().enumerate() {
+        for family in 0..2 {
+            for slot in 0..TYPE_SLOTS {
+                let value = sum(counters, |c| &c.requests[proto][family][slot]);
+                if value == 0 {
+                    continue;
+                }
+                let type_name = TYPES.get(slot).map_or("other", |(_, name)| name);
+                let _ = writeln!(
+                    out,
+                    "coredns_dns_requests_total{{server=\"{server}\",zone=\".\",view=\"\",proto=\"{proto_name}\",family=\"{}\",type=\"{type_name}\"}} {value}",
+                    family + 1
+                );
+            }
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP coredns_dns_responses_total Counter of response status codes."
+    );
+    let _ = writeln!(out, "# TYPE coredns_dns_responses_total counter");
+    for slot in 0..RCODE_SLOTS {
+        let value: u64 = (0..2)
+            .map(|proto| sum(counters, |c| &c.responses[proto][slot]))
+            .sum();
+        if value == 0 {
+            continue;
+        }
+        let rcode = RCODES.get(slot).copied().unwrap_or("other");
+        let _ = writeln!(
+            out,
+            "coredns_dns_responses_total{{server=\"{server}\",zone=\".\",view=\"\",rcode=\"{rcode}\",plugin=\"file\"}} {value}"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP coredns_dns_do_requests_total Counter of DNS requests with DO bit set per zone."
+    );
+    let _ = writeln!(out, "# TYPE coredns_dns_do_requests_total counter");
+    let dnssec_ok: u64 = (0..2)
+        .map(|proto| sum(counters, |c| &c.dnssec_ok[proto]))
+        .sum();
+    let _ = writeln!(
+        out,
+        "coredns_dns_do_requests_total{{server=\"{server}\",zone=\".\",view=\"\"}} {dnssec_ok}"
+    );
+    let _ = writeln!(
+        out,
+        "# HELP coredns_reload_failed_total Counter of the number of failed reload attempts."
+    );
+    let _ = writeln!(out, "# TYPE coredns_reload_failed_total counter");
+    let _ = writeln!(out, "coredns_reload_failed_total 0");
+
+    let _ = writeln!(
+        out,
+        "# HELP ringdns_worker_received_total Datagrams a UDP worker received."
+    );
+    let _ = writeln!(out, "# TYPE ringdns_worker_received_total counter");
+    for (worker, (received, _, _)) in snapshot.workers.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "ringdns_worker_received_total{{worker=\"{worker}\"}} {received}"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP ringdns_worker_answered_total Replies a UDP worker sent."
+    );
+    let _ = writeln!(out, "# TYPE ringdns_worker_answered_total counter");
+    for (worker, (_, answered, _)) in snapshot.workers.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "ringdns_worker_answered_total{{worker=\"{worker}\"}} {answered}"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP ringdns_worker_dropped_total Datagrams a UDP worker dropped without a reply (malformed, responses, send failures)."
+    );
+    let _ = writeln!(out, "# TYPE ringdns_worker_dropped_total counter");
+    for (worker, (_, _, dropped)) in snapshot.workers.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "ringdns_worker_dropped_total{{worker=\"{worker}\"}} {dropped}"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP ringdns_table_names Names in the published answer table."
+    );
+    let _ = writeln!(out, "# TYPE ringdns_table_names gauge");
+    let _ = writeln!(out, "ringdns_table_names {}", snapshot.table_names);
+    for (metric, help) in [
+        (
+            "ringdns_zone_loaded",
+            "1 when the zone loaded and is served, 0 when it failed (its names answer SERVFAIL).",
+        ),
+        ("ringdns_zone_serial", "The served SOA serial."),
+        ("ringdns_zone_records", "Records in the served zone."),
+    ] {
+        let _ = writeln!(out, "# HELP {metric} {help}");
+        let _ = writeln!(out, "# TYPE {metric} gauge");
+        for (zone, serial, records, loaded) in snapshot.zones {
+            let value = match metric {
+                "ringdns_zone_loaded" => u64::from(*loaded),
+                "ringdns_zone_serial" => u64::from(*serial),
+                _ => *records as u64,
+            };
+            let _ = writeln!(out, "{metric}{{zone=\"{zone}\"}} {value}");
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_sum_across_workers_and_render() {
+        let (first, second) = (QueryCounters::default(), QueryCounters::default());
+        first.record(Proto::Udp, Family::V4, 1, 0, false, true);
+        first.record(Proto::Udp, Family::V4, 1, 3, true, true);
+        second.record(Proto::Tcp, Family::V6, 9999, 16, false, false);
+        let text = render(&Snapshot {
+            server: "dns://:53",
+            counters: &[&first, &second],
+            workers: &[(3, 2, 1)],
+            zones: &[("example.".to_string(), 7, 12, true)],
+            table_names: 5,
+        });
+        assert!(text.contains("coredns_dns_requests_total{server=\"dns://:53\",zone=\".\",view=\"\",proto=\"udp\",family=\"1\",type=\"A\"} 2\n"));
+        assert!(text.contains("proto=\"tcp\",family=\"2\",type=\"other\"} 1\n"));
+        assert!(text.contains("rcode=\"NXDOMAIN\",plugin=\"file\"} 1\n"));
+        assert!(text.contains("rcode=\"BADVERS\",plugin=\"file\"} 1\n"));
+        assert!(text.contains(
+            "coredns_dns_do_requests_total{server=\"dns://:53\",zone=\".\",view=\"\"} 1\n"
+        ));
+        assert!(text.contains("ringdns_zone_serial{zone=\"example.\"} 7\n"));
+    }
+
+    #[test]
+    fn reply_summary_reads_type_and_extended_rcode() {
+        // Header (NOERROR, QDCOUNT 1), question "a." AAAA IN, OPT with
+        // extended RCODE bits 1 (so BADVERS = 16).
+        let mut reply = vec![
+            0, 1, 0x80, 0, 0, 1, 0, 0, 0, 0, 0, 1, 1, b'a', 0, 0, 28, 0, 1,
+        ];
+        reply.extend_from_slice(&[0, 0, 41, 4, 208, 1, 0, 0, 0, 0, 0]);
+        assert_eq!(reply_summary(&reply, true), (28, 16));
+        assert_eq!(reply_summary(&reply[..19], false), (28, 0));
+    }
+}

@@ -1,0 +1,155 @@
+//! The HTTP endpoints of the running binary: `/metrics` counts exactly the
+//! queries sent, by type, rcode, protocol and family, with CoreDNS's names;
+//! `/health` answers OK; `/ready` is 200 only when every zone loaded.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use common::*;
+use domain::base::iana::Rtype;
+
+const ZONE: &str = "$ORIGIN example.test.\n$TTL 3600\n@ SOA ns1 hostmaster 1 7200 900 1209600 300\n NS ns1\nns1 A 192.0.2.1\nwww A 192.0.2.80\n";
+
+/// GET `path` from `address`: (status code, body).
+fn get(address: SocketAddr, path: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(address).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, body)| body)
+        .to_string();
+    (status, body)
+}
+
+/// The value of the sample whose name and labels start with `series`.
+fn sample(metrics: &str, series: &str) -> u64 {
+    metrics
+        .lines()
+        .filter(|line| !line.starts_with('#') && line.starts_with(series))
+        .map(|line| line.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+        .sum()
+}
+
+#[test]
+fn metrics_health_and_ready() {
+    let dir = TempDir::new("http");
+    dir.write("db", ZONE);
+    dir.write("db.broken", "this is not a zone\n");
+    let (dns, metrics_port, health_port, ready_port) =
+        (free_port(), free_port(), free_port(), free_port());
+    let text = format!(
+        "example.test:{dns} {{\n    bind 127.0.0.1\n    file db\n    prometheus 127.0.0.1:{metrics_port}\n    health 127.0.0.1:{health_port}\n    ready 127.0.0.1:{ready_port}\n}}\n"
+    );
+    let server = start_ringdns(&text, dir.path());
+    let address = |port: u16| -> SocketAddr { format!("127.0.0.1:{port}").parse().unwrap() };
+
+    for _ in 0..5 {
+        query_udp(
+            server.addr,
+            "www.example.test.",
+            Rtype::A,
+            &QueryOpts::default(),
+        );
+    }
+    for _ in 0..3 {
+        query_udp(
+            server.addr,
+            "nope.example.test.",
+            Rtype::MX,
+            &QueryOpts::with_edns(1232),
+        );
+    }
+    for _ in 0..2 {
+        query_tcp(
+            server.addr,
+            "www.example.test.",
+            Rtype::AAAA,
+            &QueryOpts::default(),
+        );
+    }
+    // The readiness probe of start_ringdns also asked SOA queries over UDP.
+    let (status, metrics) = get(address(metrics_port), "/metrics");
+    assert_eq!(status, 200, "{metrics}");
+    let series = |labels: &str| {
+        format!(
+            "coredns_dns_requests_total{{server=\"dns://:{dns}\",zone=\".\",view=\"\",{labels}}}"
+        )
+    };
+    assert_eq!(
+        sample(&metrics, &series("proto=\"udp\",family=\"1\",type=\"A\"")),
+        5,
+        "{metrics}"
+    );
+    assert_eq!(
+        sample(&metrics, &series("proto=\"udp\",family=\"1\",type=\"MX\"")),
+        3
+    );
+    assert_eq!(
+        sample(
+            &metrics,
+            &series("proto=\"tcp\",family=\"1\",type=\"AAAA\"")
+        ),
+        2
+    );
+    assert_eq!(
+        sample(&metrics, "coredns_dns_responses_total{")
+            - sample(&metrics, &series("proto=\"udp\",family=\"1\",type=\"SOA\"")),
+        10
+    );
+    assert_eq!(
+        sample(
+            &metrics,
+            &format!(
+                "coredns_dns_responses_total{{server=\"dns://:{dns}\",zone=\".\",view=\"\",rcode=\"NXDOMAIN\""
+            )
+        ),
+        3
+    );
+    assert_eq!(
+        sample(&metrics, "ringdns_zone_serial{zone=\"example.test.\"}"),
+        1
+    );
+    assert_eq!(
+        sample(&metrics, "ringdns_zone_loaded{zone=\"example.test.\"}"),
+        1
+    );
+    assert!(sample(&metrics, "ringdns_worker_received_total") >= 8);
+    assert!(metrics.contains("# TYPE coredns_dns_requests_total counter"));
+
+    assert_eq!(
+        get(address(health_port), "/health"),
+        (200, "OK".to_string())
+    );
+    assert_eq!(get(address(ready_port), "/ready").0, 200);
+    assert_eq!(
+        get(address(health_port), "/metrics").0,
+        404,
+        "each address serves only its endpoints"
+    );
+    drop(server);
+
+    // A zone that fails to load: the server runs, but is not ready.
+    let (dns, ready_port) = (free_port(), free_port());
+    let text = format!(
+        "example.test:{dns} {{\n    bind 127.0.0.1\n    file db\n    ready 127.0.0.1:{ready_port}\n}}\nbroken.test:{dns} {{\n    bind 127.0.0.1\n    file db.broken\n}}\n"
+    );
+    let _server = start_ringdns(&text, dir.path());
+    assert_eq!(get(address(ready_port), "/ready").0, 503);
+}
