@@ -99,6 +99,27 @@ fn answering_allocates_nothing() {
         }
     }
     let allocations = ALLOCATIONS.load(Ordering::Relaxed) - before;
+    // The worker's handler: respond() plus the per-worker query counters.
+    let mut handler = ringdns::engine::DnsHandler::new(
+        published.reader(),
+        std::sync::Arc::new(ringdns::metrics::QueryCounters::default()),
+    );
+    let before_handler = ALLOCATIONS.load(Ordering::Relaxed);
+    for _ in 0..1000 {
+        for packet in &packets {
+            let _ = ringdns::engine::PacketHandler::handle(
+                &mut handler,
+                packet,
+                &mut out,
+                ringdns::metrics::Family::V4,
+            );
+        }
+    }
+    let handler_allocations = ALLOCATIONS.load(Ordering::Relaxed) - before_handler;
+    assert_eq!(
+        handler_allocations, 0,
+        "the worker's handler allocated {handler_allocations} times"
+    );
     assert_eq!(
         allocations, 0,
         "the fast path allocated {allocations} times"

@@ -63,7 +63,11 @@ impl PacketHandler for DnsHandler {
         );
         if length > 0 {
             let edns = self.query.edns;
-            let (qtype, rcode) = metrics::reply_summary(&out[..length], edns.is_some());
+            let reply = &out[..length];
+            let (qtype, rcode) = (
+                metrics::counted_type(reply, self.query.qtype),
+                metrics::reply_rcode(reply, edns.is_some()),
+            );
             let dnssec_ok = edns.is_some_and(|edns| edns.dnssec_ok);
             self.counters
                 .record(Proto::Udp, family, qtype, rcode, dnssec_ok, true);

@@ -132,15 +132,15 @@ impl QueryCounters {
     }
 }
 
-/// Reads what a reply says about the query it answers: (qtype, full
-/// RCODE). `had_opt`: the reply ends with our OPT record, whose TTL field
-/// holds the RCODE's upper bits.
-pub fn reply_summary(reply: &[u8], had_opt: bool) -> (u16, u16) {
+/// The full RCODE of a reply: the header's 4 bits, plus the upper bits from
+/// our OPT record when the query had one (it is then the reply's last
+/// record, 11 bytes; RFC 6891 §6.1.3).
+#[inline]
+pub fn reply_rcode(reply: &[u8], had_opt: bool) -> u16 {
     let Some(header) = reply.get(..12) else {
-        return (0, 0);
+        return 0;
     };
     let mut rcode = u16::from(header[3] & 0x0F);
-    // Our OPT, when there is one, is the reply's last record (11 bytes).
     let opt = reply.len().checked_sub(11).and_then(|at| reply.get(at..));
     if had_opt
         && header[10..12] != [0, 0]
@@ -149,21 +149,18 @@ pub fn reply_summary(reply: &[u8], had_opt: bool) -> (u16, u16) {
     {
         rcode |= u16::from(opt[5]) << 4;
     }
-    let mut qtype = 0;
-    if header[4..6] == [0, 1] {
-        // Skip the question name (never compressed in our replies).
-        let mut at = 12;
-        while let Some(&length) = reply.get(at) {
-            if length == 0 || length & 0xC0 != 0 {
-                break;
-            }
-            at += 1 + length as usize;
-        }
-        if let Some(bytes) = reply.get(at + 1..at + 3) {
-            qtype = u16::from_be_bytes([bytes[0], bytes[1]]);
-        }
+    rcode
+}
+
+/// The query type to count: the parsed one when the reply echoes the
+/// question, 0 ("other") when the question could not be read.
+#[inline]
+pub fn counted_type(reply: &[u8], parsed_qtype: u16) -> u16 {
+    if reply.get(4..6) == Some(&[0, 1]) {
+        parsed_qtype
+    } else {
+        0
     }
-    (qtype, rcode)
 }
 
 /// What the scrape renders besides the query counters.
@@ -354,14 +351,20 @@ mod tests {
     }
 
     #[test]
-    fn reply_summary_reads_type_and_extended_rcode() {
+    fn reply_rcode_reads_the_extended_bits_and_types_map_to_slots() {
         // Header (NOERROR, QDCOUNT 1), question "a." AAAA IN, OPT with
         // extended RCODE bits 1 (so BADVERS = 16).
         let mut reply = vec![
             0, 1, 0x80, 0, 0, 1, 0, 0, 0, 0, 0, 1, 1, b'a', 0, 0, 28, 0, 1,
         ];
         reply.extend_from_slice(&[0, 0, 41, 4, 208, 1, 0, 0, 0, 0, 0]);
-        assert_eq!(reply_summary(&reply, true), (28, 16));
-        assert_eq!(reply_summary(&reply[..19], false), (28, 0));
+        assert_eq!(reply_rcode(&reply, true), 16);
+        assert_eq!(reply_rcode(&reply[..19], false), 0);
+        assert_eq!(counted_type(&reply, 28), 28);
+        assert_eq!(counted_type(&[0; 12], 28), 0);
+        assert_eq!(TYPES[type_slot(28)].1, "AAAA");
+        assert_eq!(TYPES[type_slot(65)].1, "HTTPS");
+        assert_eq!(type_slot(64), TYPES.len());
+        assert_eq!(type_slot(65400), TYPES.len());
     }
 }

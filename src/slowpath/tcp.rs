@@ -202,7 +202,11 @@ fn serve_connection(
             continue;
         }
         let edns = query.edns;
-        let (qtype, rcode) = metrics::reply_summary(&reply[2..2 + reply_length], edns.is_some());
+        let sent = &reply[2..2 + reply_length];
+        let (qtype, rcode) = (
+            metrics::counted_type(sent, query.qtype),
+            metrics::reply_rcode(sent, edns.is_some()),
+        );
         let dnssec_ok = edns.is_some_and(|edns| edns.dnssec_ok);
         counters.record(Proto::Tcp, family, qtype, rcode, dnssec_ok, false);
         reply[..2].copy_from_slice(&(reply_length as u16).to_be_bytes());
