@@ -6,6 +6,7 @@ pub mod config;
 pub mod engine;
 pub mod metrics;
 pub mod publish;
+pub mod querylog;
 pub mod respond;
 pub mod server;
 pub mod slowpath;

@@ -301,8 +301,29 @@ fn serve_zones(conf: &std::path::Path) -> Result<(), String> {
     // SAFETY: mi_collect only walks mimalloc's own heap structures.
     unsafe { libmimalloc_sys::mi_collect(true) };
     let published = publish::Published::new(table);
+    // `log` in any block logs every query (all blocks share the workers),
+    // with the classes of the first block that has it.
+    let log_classes = config.servers.iter().find(|block| block.log).map(|block| {
+        let classes = block.log_classes;
+        ringdns::querylog::LogClasses {
+            success: classes.success,
+            denial: classes.denial,
+            error: classes.error,
+        }
+    });
+    let log_queues = std::sync::Mutex::new(Vec::new());
+    let new_log_queue = || {
+        let queue = log_classes
+            .map(|classes| std::sync::Arc::new(ringdns::querylog::LogQueue::new(classes)));
+        if let Some(queue) = &queue
+            && let Ok(mut queues) = log_queues.lock()
+        {
+            queues.push(std::sync::Arc::clone(queue));
+        }
+        queue
+    };
     let (engine, listen) = start_engine(&config, |counters| {
-        engine::DnsHandler::new(published.reader(), counters)
+        engine::DnsHandler::new(published.reader(), counters, new_log_queue())
     })?;
     let tcp_counters = std::sync::Arc::new(ringdns::metrics::QueryCounters::default());
     slowpath::tcp::start(
@@ -310,8 +331,13 @@ fn serve_zones(conf: &std::path::Path) -> Result<(), String> {
         &published,
         &slowpath::tcp::TcpOptions::default(),
         std::sync::Arc::clone(&tcp_counters),
+        new_log_queue(),
     )
     .map_err(|error| error.to_string())?;
+    let log_queues = log_queues.into_inner().unwrap_or_default();
+    if !log_queues.is_empty() {
+        ringdns::querylog::start_writer(log_queues).map_err(|error| error.to_string())?;
+    }
     let mut query_counters = engine.query_counters.clone();
     query_counters.push(tcp_counters);
     let state = slowpath::http::HttpState {

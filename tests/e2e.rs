@@ -327,3 +327,73 @@ fn tcp_limits_slow_clients_and_connections_per_address() {
     assert_eq!(parse_reply(&reply).unwrap().answer.len(), 1);
     drop(idle);
 }
+
+#[test]
+fn the_query_log_writes_coredns_lines_filtered_by_class() {
+    let dir = TempDir::new("e2e-log");
+    let server = start(&dir, "log");
+    let opts = QueryOpts {
+        id: Some(4242),
+        ..QueryOpts::default()
+    };
+    query_udp(server.addr, "WWW.example.test.", Rtype::A, &opts);
+    query_tcp(
+        server.addr,
+        "nope.example.test.",
+        Rtype::AAAA,
+        &QueryOpts::with_edns(1232),
+    );
+    let log_path = dir.path().join("ringdns.stdout");
+    let wait_for = |needle: &str| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            if let Some(line) = log.lines().find(|line| line.contains(needle)) {
+                return line.to_string();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no log line with {needle}:\n{log}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let line = wait_for("WWW.example.test.");
+    // [INFO] 127.0.0.1:PORT - 4242 "A IN WWW.example.test. udp SIZE false 512" NOERROR qr,aa 51 0.000012345s
+    assert!(line.starts_with("[INFO] 127.0.0.1:"), "{line}");
+    assert!(
+        line.contains(" - 4242 \"A IN WWW.example.test. udp "),
+        "{line}"
+    );
+    assert!(line.contains(" false 512\" NOERROR qr,aa "), "{line}");
+    assert!(line.ends_with('s'), "{line}");
+    let line = wait_for("nope.example.test.");
+    assert!(line.contains("\"AAAA IN nope.example.test. tcp "), "{line}");
+    assert!(line.contains(" false 1232\" NXDOMAIN qr,aa "), "{line}");
+    drop(server);
+
+    // class denial: only NXDOMAIN and NODATA replies are logged.
+    let dir = TempDir::new("e2e-log-denial");
+    let server = start(&dir, "log {\n        class denial\n    }");
+    query_udp(
+        server.addr,
+        "www.example.test.",
+        Rtype::A,
+        &QueryOpts::default(),
+    );
+    query_udp(
+        server.addr,
+        "www.example.test.",
+        Rtype::MX,
+        &QueryOpts::default(),
+    );
+    let log_path = dir.path().join("ringdns.stdout");
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let mut log = String::new();
+    while std::time::Instant::now() < deadline && !log.contains("\"MX IN") {
+        std::thread::sleep(Duration::from_millis(50));
+        log = std::fs::read_to_string(&log_path).unwrap_or_default();
+    }
+    assert!(log.contains("\"MX IN www.example.test. udp"), "{log}");
+    assert!(!log.contains("\"A IN www.example.test."), "{log}");
+}

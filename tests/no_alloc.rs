@@ -99,11 +99,18 @@ fn answering_allocates_nothing() {
         }
     }
     let allocations = ALLOCATIONS.load(Ordering::Relaxed) - before;
-    // The worker's handler: respond() plus the per-worker query counters.
+    // The worker's handler: respond(), the per-worker query counters and
+    // the query log's queue (its writer thread, not running here, formats).
+    let log = ringdns::querylog::LogQueue::new(ringdns::querylog::LogClasses::ALL);
     let mut handler = ringdns::engine::DnsHandler::new(
         published.reader(),
         std::sync::Arc::new(ringdns::metrics::QueryCounters::default()),
+        Some(std::sync::Arc::new(log)),
     );
+    // A sockaddr_in for 127.0.0.1:5353, as the kernel hands it over.
+    let mut peer = (libc::AF_INET as u16).to_ne_bytes().to_vec();
+    peer.extend_from_slice(&5353u16.to_be_bytes());
+    peer.extend_from_slice(&[127, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0]);
     let before_handler = ALLOCATIONS.load(Ordering::Relaxed);
     for _ in 0..1000 {
         for packet in &packets {
@@ -112,6 +119,7 @@ fn answering_allocates_nothing() {
                 packet,
                 &mut out,
                 ringdns::metrics::Family::V4,
+                ringdns::engine::Peer(&peer),
             );
         }
     }

@@ -204,6 +204,24 @@ pub struct Config {
     pub warnings: Vec<ConfigError>,
 }
 
+/// CoreDNS's log classes: success, denial (NXDOMAIN, NODATA), error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogClasses {
+    pub success: bool,
+    pub denial: bool,
+    pub error: bool,
+}
+
+impl Default for LogClasses {
+    fn default() -> Self {
+        LogClasses {
+            success: true,
+            denial: true,
+            error: true,
+        }
+    }
+}
+
 /// Where the HTTP endpoints listen; `None` when the directive is absent.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HttpEndpoints {
@@ -226,6 +244,8 @@ pub struct ServerBlock {
     /// One per `file` directive; no zone appears in two of them.
     pub files: Vec<FileZone>,
     pub log: bool,
+    /// Which replies `log` writes (its `class` sub-directive; all by default).
+    pub log_classes: LogClasses,
     pub errors: bool,
     /// Line of the block header, in `config_file`.
     pub line: usize,

@@ -11,8 +11,8 @@ use super::lexer::Token;
 use super::syntax::{Block, Line};
 use super::values::{self, is_within};
 use super::{
-    Backend, Config, ConfigError, EngineConfig, FileZone, HttpEndpoints, ServerBlock, ServerKey,
-    relative_to_file,
+    Backend, Config, ConfigError, EngineConfig, FileZone, HttpEndpoints, LogClasses, ServerBlock,
+    ServerKey, relative_to_file,
 };
 
 /// The directives ringdns implements, as listed in "unknown directive"
@@ -151,6 +151,7 @@ impl Resolver<'_> {
             binds: Vec::new(),
             files: Vec::new(),
             log: false,
+            log_classes: LogClasses::default(),
             errors: false,
             line: header.line,
             config_file: header.file.to_path_buf(),
@@ -168,7 +169,7 @@ impl Resolver<'_> {
             "bind" => self.bind(server, line),
             // Their arguments (log formats, error policies) are accepted and
             // ignored until ringdns implements them.
-            "log" => server.log = true,
+            "log" => self.log(server, line),
             "errors" => server.errors = true,
             "engine" => self.engine(line),
             "prometheus" => self.http_endpoint(line, "localhost:9153", |http| &mut http.prometheus),
@@ -182,6 +183,51 @@ impl Resolver<'_> {
                 let message = format!("unknown directive '{other}'; expected one of: {DIRECTIVES}");
                 self.error(name, message);
             }
+        }
+    }
+
+    /// `log [NAMES...] [FORMAT] [{ class success|denial|error|all... }]`:
+    /// every query in CoreDNS's default format, filtered by class.
+    fn log(&mut self, server: &mut ServerBlock, line: &Line) {
+        server.log = true;
+        if let Some(first) = line.args().first() {
+            let message = "log names and formats are not yet supported; every query is logged in the default format";
+            self.warnings.push(first.error(message));
+        }
+        let Some(block) = &line.block else { return };
+        for sub in &block.lines {
+            let sub_name = sub.name();
+            if sub_name.text != "class" {
+                let message = format!("'{}' in 'log' is not yet supported; ignored", sub_name.text);
+                self.warnings.push(sub_name.error(message));
+                continue;
+            }
+            let mut classes = LogClasses {
+                success: false,
+                denial: false,
+                error: false,
+            };
+            for word in sub.args() {
+                match word.text.as_str() {
+                    "all" => classes = LogClasses::default(),
+                    "success" => classes.success = true,
+                    "denial" => classes.denial = true,
+                    "error" => classes.error = true,
+                    other => {
+                        let message = format!(
+                            "unknown log class '{other}'; expected all, success, denial or error"
+                        );
+                        self.error(word, message);
+                    }
+                }
+            }
+            if sub.args().is_empty() {
+                self.error(
+                    sub_name,
+                    "expected at least one class: 'class all|success|denial|error...'",
+                );
+            }
+            server.log_classes = classes;
         }
     }
 

@@ -415,8 +415,26 @@ fn log_and_errors_ignore_their_arguments() {
         "a.org {\n log . \"{remote} {name}\" {\n  class denial\n }\n errors {\n  consolidate 5m \".* i/o timeout$\"\n }\n}",
     );
     assert!(config.servers[0].log && config.servers[0].errors);
+    assert_eq!(
+        config.servers[0].log_classes,
+        LogClasses {
+            success: false,
+            denial: true,
+            error: false
+        }
+    );
+    assert_eq!(
+        shown(&config.warnings),
+        [
+            "Corefile:2: log names and formats are not yet supported; every query is logged in the default format"
+        ]
+    );
     let config = ok("a.org {\n}");
     assert!(!config.servers[0].log && !config.servers[0].errors);
+    assert!(
+        one_error("a.org {\n log {\n  class failures\n }\n}")
+            .contains("unknown log class 'failures'")
+    );
 }
 
 #[test]

@@ -20,15 +20,46 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::metrics::{self, Family, Proto, QueryCounters};
 use crate::publish::TableReader;
+use crate::querylog::{LogQueue, LogRecord};
 use crate::respond::{Transport, respond};
 use crate::wire::query::Query;
 
 /// What a worker does with each datagram. Generic, so the call is inlined:
 /// the DNS answerer, or the bare reflector that measures the kernel's cost.
 pub trait PacketHandler: Send + 'static {
-    /// Writes the reply to `packet`, which arrived over `family`, into
-    /// `out`; returns its length, 0 for none.
-    fn handle(&mut self, packet: &[u8], out: &mut [u8], family: Family) -> usize;
+    /// Writes the reply to `packet`, which arrived over `family` from
+    /// `peer`, into `out`; returns its length, 0 for none.
+    fn handle(&mut self, packet: &[u8], out: &mut [u8], family: Family, peer: Peer<'_>) -> usize;
+}
+
+/// The sender of a datagram as the kernel gave it (a raw `sockaddr_in` or
+/// `sockaddr_in6`), decoded only when something needs it (the query log).
+#[derive(Clone, Copy)]
+pub struct Peer<'a>(pub &'a [u8]);
+
+impl Peer<'_> {
+    pub fn socket_addr(&self) -> Option<std::net::SocketAddr> {
+        let bytes = self.0;
+        let family = u16::from_ne_bytes([*bytes.first()?, *bytes.get(1)?]);
+        let port = u16::from_be_bytes([*bytes.get(2)?, *bytes.get(3)?]);
+        match i32::from(family) {
+            libc::AF_INET => {
+                let address: [u8; 4] = bytes.get(4..8)?.try_into().ok()?;
+                Some(std::net::SocketAddr::new(
+                    std::net::Ipv4Addr::from(address).into(),
+                    port,
+                ))
+            }
+            libc::AF_INET6 => {
+                let address: [u8; 16] = bytes.get(8..24)?.try_into().ok()?;
+                Some(std::net::SocketAddr::new(
+                    std::net::Ipv6Addr::from(address).into(),
+                    port,
+                ))
+            }
+            _ => None,
+        }
+    }
 }
 
 /// Answers DNS queries from the published table, counting them in the
@@ -37,21 +68,29 @@ pub struct DnsHandler {
     reader: TableReader,
     query: Query,
     counters: Arc<QueryCounters>,
+    /// This worker's query log queue, when `log` is configured.
+    log: Option<Arc<LogQueue>>,
 }
 
 impl DnsHandler {
-    pub fn new(reader: TableReader, counters: Arc<QueryCounters>) -> Self {
+    pub fn new(
+        reader: TableReader,
+        counters: Arc<QueryCounters>,
+        log: Option<Arc<LogQueue>>,
+    ) -> Self {
         DnsHandler {
             reader,
             query: Query::default(),
             counters,
+            log,
         }
     }
 }
 
 impl PacketHandler for DnsHandler {
     #[inline]
-    fn handle(&mut self, packet: &[u8], out: &mut [u8], family: Family) -> usize {
+    fn handle(&mut self, packet: &[u8], out: &mut [u8], family: Family, peer: Peer<'_>) -> usize {
+        let started = self.log.as_ref().map(|_| std::time::Instant::now());
         // One atomic load per packet: a newly published table is seen on
         // the next packet, and no lock is ever taken.
         let length = respond(
@@ -62,18 +101,58 @@ impl PacketHandler for DnsHandler {
             out,
         );
         if length > 0 {
-            let edns = self.query.edns;
             let reply = &out[..length];
-            let (qtype, rcode) = (
-                metrics::counted_type(reply, self.query.qtype),
-                metrics::reply_rcode(reply, edns.is_some()),
-            );
+            let edns = self.query.edns;
+            let qtype = metrics::counted_type(reply, self.query.qtype);
+            let rcode = metrics::reply_rcode(reply, edns.is_some());
             let dnssec_ok = edns.is_some_and(|edns| edns.dnssec_ok);
             self.counters
                 .record(Proto::Udp, family, qtype, rcode, dnssec_ok, true);
+            if let (Some(log), Some(started)) = (&self.log, started)
+                && log.classes.includes(reply)
+                && let Some(peer) = peer.socket_addr()
+                && let Some(record) =
+                    log_record(&self.query, packet, reply, rcode, peer, false, started)
+            {
+                log.push(record);
+            }
         }
         length
     }
+}
+
+/// The query log's record of one answered query.
+pub fn log_record(
+    query: &Query,
+    packet: &[u8],
+    reply: &[u8],
+    rcode: u16,
+    peer: std::net::SocketAddr,
+    tcp: bool,
+    started: std::time::Instant,
+) -> Option<LogRecord> {
+    if reply.get(4..6) != Some(&[0, 1]) {
+        return None; // no question to log
+    }
+    let mut qname = [0u8; 255];
+    let name = packet.get(12..12 + query.qname_len)?;
+    qname[..name.len()].copy_from_slice(name);
+    Some(LogRecord {
+        peer,
+        tcp,
+        id: query.id,
+        qtype: query.qtype,
+        qclass: query.qclass,
+        qname,
+        qname_len: query.qname_len as u8,
+        query_len: packet.len() as u16,
+        dnssec_ok: query.edns.is_some_and(|edns| edns.dnssec_ok),
+        udp_payload_size: query.edns.map_or(512, |edns| edns.udp_payload_size),
+        reply_flags: u16::from_be_bytes([reply[2], reply[3]]),
+        rcode,
+        reply_len: reply.len() as u16,
+        duration: started.elapsed(),
+    })
 }
 
 /// Sends every datagram back with QR and AA set and no DNS work: the
@@ -82,7 +161,7 @@ pub struct Reflector;
 
 impl PacketHandler for Reflector {
     #[inline]
-    fn handle(&mut self, packet: &[u8], out: &mut [u8], _family: Family) -> usize {
+    fn handle(&mut self, packet: &[u8], out: &mut [u8], _family: Family, _peer: Peer<'_>) -> usize {
         if packet.len() < 12 || packet.len() > out.len() {
             return 0;
         }

@@ -8,7 +8,7 @@ use std::os::fd::AsRawFd;
 
 use socket2::Socket;
 
-use super::{PacketHandler, WorkerCounters};
+use super::{PacketHandler, Peer, WorkerCounters};
 use crate::metrics::Family;
 use crate::respond::UDP_PAYLOAD_SIZE_MAX;
 
@@ -150,7 +150,17 @@ pub fn serve(
                 continue;
             }
             let packet = &batch.received[index][..length.min(RECV_LEN_MAX)];
-            let reply_length = handler.handle(packet, &mut batch.replies[index], family);
+            // SAFETY: `peers[index]` is a plain sockaddr_storage the kernel
+            // filled; we view its first `msg_namelen` bytes.
+            let peer_bytes = unsafe {
+                std::slice::from_raw_parts(
+                    (&batch.peers[index] as *const libc::sockaddr_storage).cast::<u8>(),
+                    (header.msg_hdr.msg_namelen as usize)
+                        .min(std::mem::size_of::<libc::sockaddr_storage>()),
+                )
+            };
+            let reply_length =
+                handler.handle(packet, &mut batch.replies[index], family, Peer(peer_bytes));
             if reply_length == 0 {
                 continue;
             }

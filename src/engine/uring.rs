@@ -21,7 +21,7 @@ use io_uring::types::{Fd, RecvMsgOut, SubmitArgs};
 use io_uring::{EnterFlags, IoUring, cqueue, opcode, squeue};
 use socket2::Socket;
 
-use super::{PacketHandler, WorkerCounters};
+use super::{PacketHandler, Peer, WorkerCounters};
 use crate::metrics::Family;
 use crate::respond::UDP_PAYLOAD_SIZE_MAX;
 
@@ -432,7 +432,12 @@ fn prepare_reply(
     {
         return false;
     }
-    let length = handler.handle(message.payload_data(), &mut slot.reply, family);
+    let length = handler.handle(
+        message.payload_data(),
+        &mut slot.reply,
+        family,
+        Peer(message.name_data()),
+    );
     if length == 0 {
         return false;
     }

@@ -64,6 +64,11 @@ const RCODES: [&str; 24] = [
 ];
 const RCODE_SLOTS: usize = RCODES.len() + 1;
 
+/// The mnemonic of an RCODE, `other` past the ones listed.
+pub fn rcode_name(rcode: u16) -> &'static str {
+    RCODES.get(rcode as usize).copied().unwrap_or("other")
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Proto {
     Udp = 0,

@@ -13,8 +13,10 @@ use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
+use crate::engine::log_record;
 use crate::metrics::{self, Family, Proto, QueryCounters};
 use crate::publish::Published;
+use crate::querylog::LogQueue;
 use crate::respond::{TCP_MESSAGE_LEN_MAX, Transport, respond};
 use crate::wire::query::Query;
 
@@ -57,6 +59,7 @@ pub fn start(
     published: &Published,
     options: &TcpOptions,
     counters: Arc<QueryCounters>,
+    log: Option<Arc<LogQueue>>,
 ) -> io::Result<()> {
     let mut listeners = Vec::new();
     for address in listen {
@@ -74,9 +77,10 @@ pub fn start(
         let options = options.clone();
         let open = Arc::clone(&open);
         let counters = Arc::clone(&counters);
+        let log = log.clone();
         std::thread::Builder::new()
             .name("tcp-accept".into())
-            .spawn(move || accept_loop(listener, published, options, open, counters))?;
+            .spawn(move || accept_loop(listener, published, options, open, counters, log))?;
     }
     Ok(())
 }
@@ -102,6 +106,7 @@ fn accept_loop(
     options: TcpOptions,
     open: Arc<Mutex<Occupancy>>,
     counters: Arc<QueryCounters>,
+    log: Option<Arc<LogQueue>>,
 ) {
     loop {
         let (stream, peer) = match listener.accept() {
@@ -142,6 +147,7 @@ fn accept_loop(
         };
         let release_on_failure = release.clone();
         let counters = Arc::clone(&counters);
+        let log = log.clone();
         let family = if address.is_ipv4() {
             Family::V4
         } else {
@@ -150,13 +156,13 @@ fn accept_loop(
         let spawned = std::thread::Builder::new()
             .name("tcp-conn".into())
             .spawn(move || {
-                let _ = serve_connection(
-                    stream,
-                    &published,
-                    &options_for_connection,
-                    &counters,
+                let context = Connection {
+                    counters: &counters,
                     family,
-                );
+                    peer,
+                    log: log.as_deref(),
+                };
+                let _ = serve_connection(stream, &published, &options_for_connection, &context);
                 release();
             });
         if spawned.is_err() {
@@ -169,8 +175,7 @@ fn serve_connection(
     mut stream: TcpStream,
     published: &Published,
     options: &TcpOptions,
-    counters: &QueryCounters,
-    family: Family,
+    context: &Connection<'_>,
 ) -> io::Result<()> {
     let idle = Duration::from_millis(options.idle_timeout_ms);
     let message_timeout = Duration::from_millis(options.message_timeout_ms);
@@ -191,6 +196,7 @@ fn serve_connection(
         read_before(&mut stream, &mut length[1..], deadline)?;
         let length = u16::from_be_bytes(length) as usize;
         read_before(&mut stream, &mut message[..length], deadline)?;
+        let started = Instant::now();
         let reply_length = respond(
             &mut query,
             &message[..length],
@@ -208,10 +214,34 @@ fn serve_connection(
             metrics::reply_rcode(sent, edns.is_some()),
         );
         let dnssec_ok = edns.is_some_and(|edns| edns.dnssec_ok);
-        counters.record(Proto::Tcp, family, qtype, rcode, dnssec_ok, false);
+        context
+            .counters
+            .record(Proto::Tcp, context.family, qtype, rcode, dnssec_ok, false);
+        if let Some(log) = context.log
+            && log.classes.includes(sent)
+            && let Some(record) = log_record(
+                &query,
+                &message[..length],
+                sent,
+                rcode,
+                context.peer,
+                true,
+                started,
+            )
+        {
+            log.push(record);
+        }
         reply[..2].copy_from_slice(&(reply_length as u16).to_be_bytes());
         stream.write_all(&reply[..2 + reply_length])?;
     }
+}
+
+/// What a connection's thread reports to.
+struct Connection<'a> {
+    counters: &'a QueryCounters,
+    family: Family,
+    peer: SocketAddr,
+    log: Option<&'a LogQueue>,
 }
 
 /// Fills `buffer` from `stream`, failing with TimedOut at `deadline`
