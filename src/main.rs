@@ -256,6 +256,9 @@ fn exit_code(result: Result<(), String>) -> ExitCode {
 /// Config, zones, table, then the workers and the slow path; returns only
 /// if start-up fails or every worker stops.
 fn serve_zones(conf: &std::path::Path) -> Result<(), String> {
+    // Every thread started from here on inherits this mask, so only the
+    // main thread's sigwait sees SIGTERM, SIGINT and SIGHUP.
+    let signals = block_shutdown_signals();
     // load_config prints its own errors.
     let config = load_config(conf).ok_or_else(String::new)?;
     let zones = server::load_zones(&server::zone_sources(&config));
@@ -350,7 +353,9 @@ fn serve_zones(conf: &std::path::Path) -> Result<(), String> {
         zones: zone_summaries,
         published: published.clone(),
         ready: std::sync::atomic::AtomicBool::new(failed == 0),
+        healthy: std::sync::atomic::AtomicBool::new(true),
     };
+    let state = std::sync::Arc::new(state);
     let endpoints: Vec<(slowpath::http::Endpoint, std::net::SocketAddr)> = [
         (slowpath::http::Endpoint::Metrics, config.http.prometheus),
         (slowpath::http::Endpoint::Health, config.http.health),
@@ -359,14 +364,74 @@ fn serve_zones(conf: &std::path::Path) -> Result<(), String> {
     .into_iter()
     .filter_map(|(endpoint, address)| Some((endpoint, address?)))
     .collect();
-    slowpath::http::start(&endpoints, std::sync::Arc::new(state))
+    slowpath::http::start(&endpoints, std::sync::Arc::clone(&state))
         .map_err(|error| error.to_string())?;
     let addresses: Vec<String> = listen.iter().map(ToString::to_string).collect();
     eprintln!("ringdns: serving on {} (UDP and TCP)", addresses.join(", "));
-    for thread in engine.threads {
-        let _ = thread.join();
+    notify_systemd("READY=1");
+    loop {
+        match wait_for_signal(&signals) {
+            libc::SIGHUP => eprintln!("ringdns: SIGHUP: reloading is not built yet; still serving"),
+            signal => {
+                eprintln!("ringdns: signal {signal}: shutting down");
+                notify_systemd("STOPPING=1");
+                if let Some(lameduck) = config.http.lameduck {
+                    // Report unhealthy while still answering, so balancers drain.
+                    state
+                        .healthy
+                        .store(false, std::sync::atomic::Ordering::Relaxed);
+                    eprintln!("ringdns: lame duck for {} ms", lameduck.as_millis());
+                    std::thread::sleep(lameduck);
+                }
+                return Ok(());
+            }
+        }
     }
-    Ok(())
+}
+
+/// Blocks SIGTERM, SIGINT and SIGHUP in this thread (and so in every thread
+/// it starts); returns the set for `wait_for_signal`.
+fn block_shutdown_signals() -> libc::sigset_t {
+    // SAFETY: sigemptyset and sigaddset initialise a local set;
+    // pthread_sigmask only changes this thread's mask.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for signal in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
+            libc::sigaddset(&mut set, signal);
+        }
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
+    }
+}
+
+fn wait_for_signal(set: &libc::sigset_t) -> i32 {
+    let mut signal = 0;
+    // SAFETY: `set` is initialised; sigwait writes one int.
+    while unsafe { libc::sigwait(set, &mut signal) } != 0 {}
+    signal
+}
+
+/// Tells systemd (`Type=notify`) about our state, when it asked to know.
+fn notify_systemd(message: &str) {
+    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
+    let Ok(socket) = std::os::unix::net::UnixDatagram::unbound() else {
+        return;
+    };
+    let path = path.to_string_lossy().into_owned();
+    let sent = match path.strip_prefix('@') {
+        Some(name) => {
+            use std::os::linux::net::SocketAddrExt;
+            std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())
+                .and_then(|address| socket.send_to_addr(message.as_bytes(), &address))
+        }
+        None => socket.send_to(message.as_bytes(), &path),
+    };
+    if let Err(error) = sent {
+        eprintln!("ringdns: warning: cannot notify systemd at {path}: {error}");
+    }
 }
 
 /// The bare reflector: the same sockets and engine as `serve`, but each

@@ -153,3 +153,66 @@ fn metrics_health_and_ready() {
     let _server = start_ringdns(&text, dir.path());
     assert_eq!(get(address(ready_port), "/ready").0, 503);
 }
+
+/// Kills the child on drop, so the test leaves nothing behind on any path.
+struct Child(std::process::Child);
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn systemd_readiness_sigterm_and_lameduck() {
+    let dir = TempDir::new("http-signals");
+    dir.write("db", ZONE);
+    let (dns, health_port) = (free_port(), free_port());
+    dir.write(
+        "Corefile",
+        format!("example.test:{dns} {{\n    bind 127.0.0.1\n    file db\n    health 127.0.0.1:{health_port} {{\n        lameduck 1s\n    }}\n}}\n"),
+    );
+    let notify_path = dir.path().join("notify.sock");
+    let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).unwrap();
+    notify
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let child = std::process::Command::new(ringdns_bin())
+        .args(["-conf", "Corefile"])
+        .current_dir(dir.path())
+        .env("NOTIFY_SOCKET", &notify_path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut child = Child(child);
+    // Type=notify: READY=1 once the sockets are open and zones served.
+    let mut buffer = [0u8; 64];
+    let length = notify.recv(&mut buffer).unwrap();
+    assert_eq!(&buffer[..length], b"READY=1");
+    let health: SocketAddr = format!("127.0.0.1:{health_port}").parse().unwrap();
+    assert_eq!(get(health, "/health").0, 200);
+
+    // SIGTERM: STOPPING=1, unhealthy during the lame duck second, then exit 0.
+    // SAFETY: sending a signal to our own child process.
+    unsafe { libc::kill(child.0.id() as i32, libc::SIGTERM) };
+    let length = notify.recv(&mut buffer).unwrap();
+    assert_eq!(&buffer[..length], b"STOPPING=1");
+    assert_eq!(get(health, "/health").0, 503);
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "still running after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status:?}");
+    assert!(
+        started.elapsed() >= Duration::from_millis(500),
+        "the lame duck period was skipped"
+    );
+}

@@ -231,6 +231,9 @@ pub struct HttpEndpoints {
     pub health: Option<std::net::SocketAddr>,
     /// `/ready` (default `:8181`).
     pub ready: Option<std::net::SocketAddr>,
+    /// `health { lameduck DURATION }`: how long to report unhealthy after
+    /// SIGTERM before exiting.
+    pub lameduck: Option<Duration>,
 }
 
 /// One `KEYS { ... }` block.

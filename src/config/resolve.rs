@@ -251,13 +251,27 @@ impl Resolver<'_> {
             return;
         }
         if let Some(block) = &line.block {
-            // health's `lameduck` is parsed by CoreDNS; shutdown delays come later here.
             for sub in &block.lines {
+                let sub_name = sub.name();
+                if directive == "health" && sub_name.text == "lameduck" {
+                    // `lameduck DURATION`: on SIGTERM, report unhealthy this
+                    // long before exiting, so load balancers drain first.
+                    match sub.args() {
+                        [duration] => match values::duration(&duration.text) {
+                            Ok(duration) => self.http.lameduck = Some(duration),
+                            Err(message) => self.error(duration, message),
+                        },
+                        _ => {
+                            self.error(sub_name, "expected 'lameduck DURATION', e.g. 'lameduck 5s'")
+                        }
+                    }
+                    continue;
+                }
                 let message = format!(
                     "'{}' in '{directive}' is not yet supported; ignored",
-                    sub.name().text
+                    sub_name.text
                 );
-                self.warnings.push(sub.name().error(message));
+                self.warnings.push(sub_name.error(message));
             }
         }
         let text = args.first().map_or(default, |token| token.text.as_str());

@@ -441,9 +441,10 @@ fn log_and_errors_ignore_their_arguments() {
 fn http_endpoints_take_coredns_defaults_and_addresses() {
     let config =
         ok("a.org {\n health :8080 {\n  lameduck 5s\n }\n ready\n prometheus [::1]:9253\n}");
+    assert!(config.warnings.is_empty(), "{:#?}", shown(&config.warnings));
     assert_eq!(
-        shown(&config.warnings),
-        ["Corefile:3: 'lameduck' in 'health' is not yet supported; ignored"]
+        config.http.lameduck,
+        Some(std::time::Duration::from_secs(5))
     );
     assert_eq!(config.http.health.unwrap().to_string(), "0.0.0.0:8080");
     assert_eq!(config.http.ready.unwrap().to_string(), "0.0.0.0:8181");

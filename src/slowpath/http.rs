@@ -33,6 +33,8 @@ pub struct HttpState {
     pub published: Published,
     /// Every zone loaded (a zone that failed keeps this false).
     pub ready: AtomicBool,
+    /// False from SIGTERM on, during `lameduck`.
+    pub healthy: AtomicBool,
 }
 
 /// Which endpoint a listener serves.
@@ -143,7 +145,14 @@ fn respond(
         return reply(StatusCode::NOT_FOUND, "text/plain", "not found\n".into());
     }
     match endpoint {
-        Endpoint::Health => reply(StatusCode::OK, "text/plain", "OK".into()),
+        Endpoint::Health if state.healthy.load(Ordering::Relaxed) => {
+            reply(StatusCode::OK, "text/plain", "OK".into())
+        }
+        Endpoint::Health => reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "text/plain",
+            "shutting down\n".into(),
+        ),
         Endpoint::Ready if state.ready.load(Ordering::Relaxed) => {
             reply(StatusCode::OK, "text/plain", "OK".into())
         }
