@@ -347,9 +347,9 @@ pub fn require_tool(name: &str) -> Option<PathBuf> {
         return Some(path);
     }
     if std::env::var_os("CI").is_some() {
-        panic!("{name} not found: install knot and nsd: apt-get install knot nsd");
+        panic!("{name} not found: tests/run installs every tool the tests need");
     }
-    eprintln!("SKIP: {name} not found (install knot and nsd: apt-get install knot nsd)");
+    eprintln!("SKIP: {name} not found (tests/run installs every tool the tests need)");
     None
 }
 
