@@ -325,9 +325,18 @@ fn serve_zones(conf: &std::path::Path) -> Result<(), String> {
         }
         queue
     };
-    let (engine, listen) = start_engine(&config, |counters| {
-        engine::DnsHandler::new(published.reader(), counters, new_log_queue())
-    })?;
+    // TCP and HTTP first: once UDP answers, clients (and the tests'
+    // readiness probes) may expect TCP and the endpoints to answer too.
+    let endpoints: Vec<(slowpath::http::Endpoint, std::net::SocketAddr)> = [
+        (slowpath::http::Endpoint::Metrics, config.http.prometheus),
+        (slowpath::http::Endpoint::Health, config.http.health),
+        (slowpath::http::Endpoint::Ready, config.http.ready),
+    ]
+    .into_iter()
+    .filter_map(|(endpoint, address)| Some((endpoint, address?)))
+    .collect();
+    let http_bound = slowpath::http::bind(&endpoints).map_err(|error| error.to_string())?;
+    let listen = server::listen_addresses(&config);
     let tcp_counters = std::sync::Arc::new(ringdns::metrics::QueryCounters::default());
     slowpath::tcp::start(
         &listen,
@@ -337,6 +346,9 @@ fn serve_zones(conf: &std::path::Path) -> Result<(), String> {
         new_log_queue(),
     )
     .map_err(|error| error.to_string())?;
+    let (engine, listen) = start_engine(&config, |counters| {
+        engine::DnsHandler::new(published.reader(), counters, new_log_queue())
+    })?;
     let log_queues = log_queues.into_inner().unwrap_or_default();
     if !log_queues.is_empty() {
         ringdns::querylog::start_writer(log_queues).map_err(|error| error.to_string())?;
@@ -356,15 +368,7 @@ fn serve_zones(conf: &std::path::Path) -> Result<(), String> {
         healthy: std::sync::atomic::AtomicBool::new(true),
     };
     let state = std::sync::Arc::new(state);
-    let endpoints: Vec<(slowpath::http::Endpoint, std::net::SocketAddr)> = [
-        (slowpath::http::Endpoint::Metrics, config.http.prometheus),
-        (slowpath::http::Endpoint::Health, config.http.health),
-        (slowpath::http::Endpoint::Ready, config.http.ready),
-    ]
-    .into_iter()
-    .filter_map(|(endpoint, address)| Some((endpoint, address?)))
-    .collect();
-    slowpath::http::start(&endpoints, std::sync::Arc::clone(&state))
+    slowpath::http::serve(http_bound, std::sync::Arc::clone(&state))
         .map_err(|error| error.to_string())?;
     let addresses: Vec<String> = listen.iter().map(ToString::to_string).collect();
     eprintln!("ringdns: serving on {} (UDP and TCP)", addresses.join(", "));

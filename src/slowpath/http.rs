@@ -45,10 +45,13 @@ pub enum Endpoint {
     Ready,
 }
 
-/// Binds every endpoint's address now (so a taken port fails start-up),
-/// then serves them on one thread. Endpoints sharing an address share a
-/// listener and all answer there.
-pub fn start(endpoints: &[(Endpoint, SocketAddr)], state: Arc<HttpState>) -> io::Result<()> {
+/// Listeners bound for the endpoints, not yet served.
+pub struct Bound(Vec<(std::net::TcpListener, Arc<Vec<Endpoint>>)>);
+
+/// Binds every endpoint's address now, before the DNS sockets answer, so a
+/// taken port fails start-up and a client that sees DNS answers finds the
+/// endpoints too. Endpoints sharing an address share a listener.
+pub fn bind(endpoints: &[(Endpoint, SocketAddr)]) -> io::Result<Bound> {
     let mut by_address: Vec<(SocketAddr, Vec<Endpoint>)> = Vec::new();
     for &(endpoint, address) in endpoints {
         match by_address.iter_mut().find(|(bound, _)| *bound == address) {
@@ -67,6 +70,12 @@ pub fn start(endpoints: &[(Endpoint, SocketAddr)], state: Arc<HttpState>) -> io:
         listener.set_nonblocking(true)?;
         listeners.push((listener, Arc::new(served)));
     }
+    Ok(Bound(listeners))
+}
+
+/// Serves the bound endpoints on one thread.
+pub fn serve(bound: Bound, state: Arc<HttpState>) -> io::Result<()> {
+    let listeners = bound.0;
     if listeners.is_empty() {
         return Ok(());
     }
