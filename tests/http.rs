@@ -4,39 +4,13 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::*;
 use domain::base::iana::Rtype;
 
 const ZONE: &str = "$ORIGIN example.test.\n$TTL 3600\n@ SOA ns1 hostmaster 1 7200 900 1209600 300\n NS ns1\nns1 A 192.0.2.1\nwww A 192.0.2.80\n";
-
-/// GET `path` from `address`: (status code, body).
-fn get(address: SocketAddr, path: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(address).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let status = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .unwrap_or(0);
-    let body = response
-        .split_once("\r\n\r\n")
-        .map_or("", |(_, body)| body)
-        .to_string();
-    (status, body)
-}
 
 /// The value of the sample whose name and labels start with `series`.
 fn sample(metrics: &str, series: &str) -> u64 {
@@ -85,7 +59,7 @@ fn metrics_health_and_ready() {
         );
     }
     // The readiness probe of start_ringdns also asked SOA queries over UDP.
-    let (status, metrics) = get(address(metrics_port), "/metrics");
+    let (status, metrics) = http_get(address(metrics_port), "/metrics");
     assert_eq!(status, 200, "{metrics}");
     let series = |labels: &str| {
         format!(
@@ -134,12 +108,12 @@ fn metrics_health_and_ready() {
     assert!(metrics.contains("# TYPE coredns_dns_requests_total counter"));
 
     assert_eq!(
-        get(address(health_port), "/health"),
+        http_get(address(health_port), "/health"),
         (200, "OK".to_string())
     );
-    assert_eq!(get(address(ready_port), "/ready").0, 200);
+    assert_eq!(http_get(address(ready_port), "/ready").0, 200);
     assert_eq!(
-        get(address(health_port), "/metrics").0,
+        http_get(address(health_port), "/metrics").0,
         404,
         "each address serves only its endpoints"
     );
@@ -151,7 +125,7 @@ fn metrics_health_and_ready() {
         "example.test:{dns} {{\n    bind 127.0.0.1\n    file db\n    ready 127.0.0.1:{ready_port}\n}}\nbroken.test:{dns} {{\n    bind 127.0.0.1\n    file db.broken\n}}\n"
     );
     let _server = start_ringdns(&text, dir.path());
-    assert_eq!(get(address(ready_port), "/ready").0, 503);
+    assert_eq!(http_get(address(ready_port), "/ready").0, 503);
 }
 
 /// Kills the child on drop, so the test leaves nothing behind on any path.
@@ -191,14 +165,14 @@ fn systemd_readiness_sigterm_and_lameduck() {
     let length = notify.recv(&mut buffer).unwrap();
     assert_eq!(&buffer[..length], b"READY=1");
     let health: SocketAddr = format!("127.0.0.1:{health_port}").parse().unwrap();
-    assert_eq!(get(health, "/health").0, 200);
+    assert_eq!(http_get(health, "/health").0, 200);
 
     // SIGTERM: STOPPING=1, unhealthy during the lame duck second, then exit 0.
     // SAFETY: sending a signal to our own child process.
     unsafe { libc::kill(child.0.id() as i32, libc::SIGTERM) };
     let length = notify.recv(&mut buffer).unwrap();
     assert_eq!(&buffer[..length], b"STOPPING=1");
-    assert_eq!(get(health, "/health").0, 503);
+    assert_eq!(http_get(health, "/health").0, 503);
     let started = std::time::Instant::now();
     let status = loop {
         if let Some(status) = child.0.try_wait().unwrap() {

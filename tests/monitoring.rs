@@ -5,33 +5,14 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::Write;
+
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use common::*;
 use domain::base::iana::Rtype;
 
 const ZONE: &str = "$ORIGIN example.test.\n$TTL 3600\n@ SOA ns1 hostmaster 1 7200 900 1209600 300\n NS ns1\nns1 A 192.0.2.1\n";
-
-fn scrape(address: SocketAddr) -> String {
-    let mut stream = TcpStream::connect(address).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    write!(
-        stream,
-        "GET /metrics HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    response
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_string())
-        .unwrap_or_default()
-}
 
 /// Metric names (`coredns_…`, `ringdns_…`) mentioned in `text`.
 fn metric_names(text: &str) -> Vec<String> {
@@ -90,7 +71,10 @@ fn alerts_dashboard_and_exposition_check_out() {
         Rtype::A,
         &QueryOpts::default(),
     );
-    let metrics = scrape(format!("127.0.0.1:{metrics_port}").parse().unwrap());
+    let (_, metrics) = http_get(
+        format!("127.0.0.1:{metrics_port}").parse().unwrap(),
+        "/metrics",
+    );
 
     let mut check = Command::new(&promtool)
         .args(["check", "metrics"])

@@ -187,6 +187,9 @@ fn sum(counters: &[&QueryCounters], read: impl Fn(&QueryCounters) -> &AtomicU64)
         .sum()
 }
 
+/// Picks one of a worker's (received, answered, dropped) counts.
+type WorkerCount = fn(&(u64, u64, u64)) -> u64;
+
 /// The Prometheus text exposition (format 0.0.4).
 pub fn render(snapshot: &Snapshot<'_>) -> String {
     let mut out = String::with_capacity(16 * 1024);
@@ -267,38 +270,29 @@ pub fn render(snapshot: &Snapshot<'_>) -> String {
     let _ = writeln!(out, "# TYPE coredns_reload_failed_total counter");
     let _ = writeln!(out, "coredns_reload_failed_total 0");
 
-    let _ = writeln!(
-        out,
-        "# HELP ringdns_worker_received_total Datagrams a UDP worker received."
-    );
-    let _ = writeln!(out, "# TYPE ringdns_worker_received_total counter");
-    for (worker, (received, _, _)) in snapshot.workers.iter().enumerate() {
-        let _ = writeln!(
-            out,
-            "ringdns_worker_received_total{{worker=\"{worker}\"}} {received}"
-        );
-    }
-    let _ = writeln!(
-        out,
-        "# HELP ringdns_worker_answered_total Replies a UDP worker sent."
-    );
-    let _ = writeln!(out, "# TYPE ringdns_worker_answered_total counter");
-    for (worker, (_, answered, _)) in snapshot.workers.iter().enumerate() {
-        let _ = writeln!(
-            out,
-            "ringdns_worker_answered_total{{worker=\"{worker}\"}} {answered}"
-        );
-    }
-    let _ = writeln!(
-        out,
-        "# HELP ringdns_worker_dropped_total Datagrams a UDP worker dropped without a reply (malformed, responses, send failures)."
-    );
-    let _ = writeln!(out, "# TYPE ringdns_worker_dropped_total counter");
-    for (worker, (_, _, dropped)) in snapshot.workers.iter().enumerate() {
-        let _ = writeln!(
-            out,
-            "ringdns_worker_dropped_total{{worker=\"{worker}\"}} {dropped}"
-        );
+    let worker_families: [(&str, &str, WorkerCount); 3] = [
+        (
+            "ringdns_worker_received_total",
+            "Datagrams a UDP worker received.",
+            |counts| counts.0,
+        ),
+        (
+            "ringdns_worker_answered_total",
+            "Replies a UDP worker sent.",
+            |counts| counts.1,
+        ),
+        (
+            "ringdns_worker_dropped_total",
+            "Datagrams a UDP worker dropped without a reply (malformed, responses, send failures).",
+            |counts| counts.2,
+        ),
+    ];
+    for (metric, help, value_of) in worker_families {
+        let _ = writeln!(out, "# HELP {metric} {help}");
+        let _ = writeln!(out, "# TYPE {metric} counter");
+        for (worker, counts) in snapshot.workers.iter().enumerate() {
+            let _ = writeln!(out, "{metric}{{worker=\"{worker}\"}} {}", value_of(counts));
+        }
     }
     let _ = writeln!(
         out,
