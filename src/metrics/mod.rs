@@ -178,6 +178,9 @@ pub struct Snapshot<'a> {
     /// Per zone: (name, serial, records, loaded).
     pub zones: &'a [(String, u32, usize, bool)],
     pub table_names: usize,
+    /// Reloads that left the served zones as they were (an error, or a
+    /// zone whose data changed without a newer serial).
+    pub reload_failed: u64,
 }
 
 fn sum(counters: &[&QueryCounters], read: impl Fn(&QueryCounters) -> &AtomicU64) -> u64 {
@@ -268,7 +271,11 @@ pub fn render(snapshot: &Snapshot<'_>) -> String {
         "# HELP coredns_reload_failed_total Counter of the number of failed reload attempts."
     );
     let _ = writeln!(out, "# TYPE coredns_reload_failed_total counter");
-    let _ = writeln!(out, "coredns_reload_failed_total 0");
+    let _ = writeln!(
+        out,
+        "coredns_reload_failed_total {}",
+        snapshot.reload_failed
+    );
 
     let worker_families: [(&str, &str, WorkerCount); 3] = [
         (
@@ -338,6 +345,7 @@ mod tests {
             workers: &[(3, 2, 1)],
             zones: &[("example.".to_string(), 7, 12, true)],
             table_names: 5,
+            reload_failed: 0,
         });
         assert!(text.contains("coredns_dns_requests_total{server=\"dns://:53\",zone=\".\",view=\"\",proto=\"udp\",family=\"1\",type=\"A\"} 2\n"));
         assert!(text.contains("proto=\"tcp\",family=\"2\",type=\"other\"} 1\n"));

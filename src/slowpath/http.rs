@@ -28,8 +28,9 @@ pub struct HttpState {
     pub workers: Vec<Arc<WorkerCounters>>,
     /// The workers' query counters, then the TCP path's.
     pub query_counters: Vec<Arc<QueryCounters>>,
-    /// Per zone: (name, serial, records, loaded).
-    pub zones: Vec<(String, u32, usize, bool)>,
+    /// Per zone: (name, serial, records, loaded); replaced on reload.
+    pub zones: std::sync::Mutex<Vec<(String, u32, usize, bool)>>,
+    pub reload_failed: std::sync::atomic::AtomicU64,
     pub published: Published,
     /// Every zone loaded (a zone that failed keeps this false).
     pub ready: AtomicBool,
@@ -184,12 +185,18 @@ fn respond(
                     )
                 })
                 .collect();
+            let zones = state
+                .zones
+                .lock()
+                .map(|zones| zones.clone())
+                .unwrap_or_default();
             let snapshot = Snapshot {
                 server: &state.server_label,
                 counters: &counters,
                 workers: &workers,
-                zones: &state.zones,
+                zones: &zones,
                 table_names: state.published.reader().load().name_count(),
+                reload_failed: state.reload_failed.load(Ordering::Relaxed),
             };
             reply(
                 StatusCode::OK,

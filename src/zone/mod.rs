@@ -33,7 +33,7 @@ impl fmt::Display for ZoneProblem {
 }
 
 /// The records of one owner name and type, class IN.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Rrset {
     pub rtype: u16,
     pub ttl: u32,
@@ -66,6 +66,14 @@ impl Zone {
             .map_or(0, |fields| fields.serial)
     }
 
+    /// A digest of every record, to tell whether a reload changed the data.
+    pub fn digest(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        self.nodes.hash(&mut hasher);
+        hasher.finish()
+    }
+
     pub fn record_count(&self) -> usize {
         self.nodes
             .values()
@@ -73,6 +81,12 @@ impl Zone {
             .map(|rrset| rrset.rdatas.len())
             .sum()
     }
+}
+
+/// True when serial `new` is later than `old` in RFC 1982 serial number
+/// arithmetic (32-bit, with wrap-around).
+pub fn serial_is_newer(new: u32, old: u32) -> bool {
+    (new.wrapping_sub(old) as i32) > 0
 }
 
 /// The fixed fields at the end of SOA RDATA (RFC 1035 §3.3.13).
@@ -98,4 +112,19 @@ pub fn soa_fields(rdata: &[u8]) -> Option<SoaFields> {
         expire: field(3),
         minimum: field(4),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::serial_is_newer;
+
+    #[test]
+    fn serial_arithmetic_per_rfc_1982() {
+        assert!(serial_is_newer(2, 1));
+        assert!(!serial_is_newer(1, 1));
+        assert!(!serial_is_newer(1, 2));
+        assert!(serial_is_newer(0, u32::MAX), "wraps around");
+        assert!(serial_is_newer(5, 4_000_000_000));
+        assert!(!serial_is_newer(4_000_000_000, 5));
+    }
 }
