@@ -9,6 +9,7 @@ pub mod publish;
 pub mod querylog;
 pub mod respond;
 pub mod server;
+pub mod service;
 pub mod slowpath;
 pub mod wire;
 pub mod zone;

@@ -1,7 +1,7 @@
 //! ringdns: an authoritative DNS server. This file is start-up order only:
 //! arguments, config, zones, table, then the engine and the slow path.
 
-use ringdns::{config, engine, publish, server, slowpath, wire};
+use ringdns::{config, engine, publish, server, service, slowpath, wire};
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -116,38 +116,12 @@ fn load_config(conf: &std::path::Path) -> Option<config::Config> {
     }
 }
 
-/// Prints each zone's problems; returns how many zones failed. `serving`
-/// says what a failed zone means for a running server.
-fn report_zones(zones: &[server::LoadedZone], serving: bool) -> usize {
-    let mut failed = 0;
-    for loaded in zones {
-        for warning in &loaded.warnings {
-            eprintln!("ringdns: warning: {warning}");
-        }
-        if let Err(problems) = &loaded.zone {
-            failed += 1;
-            for problem in problems {
-                eprintln!("ringdns: error: {problem}");
-            }
-            if serving {
-                eprintln!(
-                    "ringdns: zone {} not loaded: its names answer SERVFAIL",
-                    loaded.source.origin_text
-                );
-            } else {
-                eprintln!("ringdns: zone {} has errors", loaded.source.origin_text);
-            }
-        }
-    }
-    failed
-}
-
 fn check(conf: &std::path::Path) -> ExitCode {
     let Some(config) = load_config(conf) else {
         return ExitCode::FAILURE;
     };
     let zones = server::load_zones(&server::zone_sources(&config));
-    if report_zones(&zones, false) > 0 {
+    if server::report_zones(&zones, false) > 0 {
         return ExitCode::FAILURE;
     }
     for loaded in &zones {
@@ -174,7 +148,7 @@ fn check_zone(origin: &str, file: &std::path::Path) -> ExitCode {
         path: file.to_path_buf(),
     };
     let zones = server::load_zones(&[source]);
-    if report_zones(&zones, false) > 0 {
+    if server::report_zones(&zones, false) > 0 {
         return ExitCode::FAILURE;
     }
     check_report(&zones)
@@ -258,11 +232,11 @@ fn exit_code(result: Result<(), String>) -> ExitCode {
 fn serve_zones(conf: &std::path::Path) -> Result<(), String> {
     // Every thread started from here on inherits this mask, so only the
     // main thread's sigwait sees SIGTERM, SIGINT and SIGHUP.
-    let signals = block_shutdown_signals();
+    let signals = service::block_shutdown_signals();
     // load_config prints its own errors.
     let config = load_config(conf).ok_or_else(String::new)?;
     let zones = server::load_zones(&server::zone_sources(&config));
-    let failed = report_zones(&zones, true);
+    let failed = server::report_zones(&zones, true);
     let started = std::time::Instant::now();
     let table = server::compile_zones(&zones);
     eprintln!(
@@ -285,7 +259,7 @@ fn serve_zones(conf: &std::path::Path) -> Result<(), String> {
         detail.join(", ")
     );
     // What a reload compares against: each zone's serial and data digest.
-    let mut served = served_versions(&zones);
+    let mut served = slowpath::reload::served_versions(&zones);
     // What /metrics reports of each zone, then the parsed zones can go:
     // the table holds everything the answers need.
     let zone_summaries: Vec<(String, u32, usize, bool)> = zones
@@ -375,14 +349,14 @@ fn serve_zones(conf: &std::path::Path) -> Result<(), String> {
         .map_err(|error| error.to_string())?;
     let addresses: Vec<String> = listen.iter().map(ToString::to_string).collect();
     eprintln!("ringdns: serving on {} (UDP and TCP)", addresses.join(", "));
-    notify_systemd("READY=1");
-    start_reload_watch(&config);
+    service::notify_systemd("READY=1");
+    slowpath::reload::start_watch(&config);
     loop {
-        match wait_for_signal(&signals) {
-            libc::SIGHUP => reload(&config, &published, &state, &mut served),
+        match service::wait_for_signal(&signals) {
+            libc::SIGHUP => slowpath::reload::reload(&config, &published, &state, &mut served),
             signal => {
                 eprintln!("ringdns: signal {signal}: shutting down");
-                notify_systemd("STOPPING=1");
+                service::notify_systemd("STOPPING=1");
                 if let Some(lameduck) = config.http.lameduck {
                     // Report unhealthy while still answering, so balancers drain.
                     state
@@ -394,173 +368,6 @@ fn serve_zones(conf: &std::path::Path) -> Result<(), String> {
                 return Ok(());
             }
         }
-    }
-}
-
-/// CoreDNS's `file … { reload DURATION }` (default one minute, 0 off):
-/// a thread checks the zone files' modification times at the shortest
-/// interval and, when one changed, sends this process SIGHUP, so every
-/// reload takes the same path as an operator's.
-fn start_reload_watch(config: &config::Config) {
-    const RELOAD_DEFAULT: std::time::Duration = std::time::Duration::from_secs(60);
-    let files: Vec<(std::path::PathBuf, std::time::Duration)> = config
-        .servers
-        .iter()
-        .flat_map(|block| &block.files)
-        .map(|file| (file.path.clone(), file.reload.unwrap_or(RELOAD_DEFAULT)))
-        .filter(|(_, interval)| !interval.is_zero())
-        .collect();
-    let Some(interval) = files.iter().map(|(_, interval)| *interval).min() else {
-        return;
-    };
-    let modified = |path: &std::path::Path| {
-        std::fs::metadata(path)
-            .and_then(|metadata| metadata.modified())
-            .ok()
-    };
-    let mut seen: Vec<_> = files.iter().map(|(path, _)| modified(path)).collect();
-    let spawned = std::thread::Builder::new()
-        .name("reload-watch".into())
-        .spawn(move || {
-            loop {
-                std::thread::sleep(interval);
-                let now: Vec<_> = files.iter().map(|(path, _)| modified(path)).collect();
-                if now != seen {
-                    seen = now;
-                    // SAFETY: signalling our own process; the main thread waits for it.
-                    unsafe { libc::kill(libc::getpid(), libc::SIGHUP) };
-                }
-            }
-        });
-    if let Err(error) = spawned {
-        eprintln!("ringdns: warning: cannot watch zone files for reload: {error}");
-    }
-}
-
-/// Each zone's served serial and data digest, `None` for a zone that
-/// failed to load.
-type ServedVersions = Vec<Option<(u32, u64)>>;
-
-fn served_versions(zones: &[server::LoadedZone]) -> ServedVersions {
-    zones
-        .iter()
-        .map(|loaded| {
-            loaded
-                .zone
-                .as_ref()
-                .ok()
-                .map(|zone| (zone.serial(), zone.digest()))
-        })
-        .collect()
-}
-
-/// SIGHUP: loads every zone file again, off the fast path, and publishes
-/// the new table in one atomic swap. All or nothing: if a zone file has an
-/// error, or a zone's data changed without a newer serial (RFC 1982),
-/// nothing is published and the served zones stay as they were, as Knot
-/// and CoreDNS keep a zone whose serial did not move.
-fn reload(
-    config: &config::Config,
-    published: &publish::Published,
-    state: &slowpath::http::HttpState,
-    served: &mut ServedVersions,
-) {
-    eprintln!("ringdns: SIGHUP: reloading zones");
-    let zones = server::load_zones(&server::zone_sources(config));
-    let refuse = |reason: &str| {
-        eprintln!("ringdns: reload refused: {reason}; still serving the previous zones");
-        state
-            .reload_failed
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    };
-    if report_zones(&zones, false) > 0 {
-        return refuse("a zone has errors");
-    }
-    let fresh = served_versions(&zones);
-    if fresh == *served {
-        eprintln!("ringdns: reload: no zone changed");
-        return;
-    }
-    for ((loaded, new), old) in zones.iter().zip(&fresh).zip(served.iter()) {
-        if let (Some((new_serial, new_digest)), Some((old_serial, old_digest))) = (new, old)
-            && new_digest != old_digest
-            && !ringdns::zone::serial_is_newer(*new_serial, *old_serial)
-        {
-            let zone = &loaded.source.origin_text;
-            return refuse(&format!(
-                "zone {zone} changed but its serial {new_serial} is not newer than {old_serial}"
-            ));
-        }
-    }
-    let table = server::compile_zones(&zones);
-    let summaries: Vec<(String, u32, usize, bool)> = zones
-        .iter()
-        .filter_map(|loaded| {
-            let zone = loaded.zone.as_ref().ok()?;
-            Some((
-                loaded.source.origin_text.clone(),
-                zone.serial(),
-                zone.record_count(),
-                true,
-            ))
-        })
-        .collect();
-    drop(zones);
-    published.publish(table);
-    if let Ok(mut zones) = state.zones.lock() {
-        *zones = summaries;
-    }
-    state
-        .ready
-        .store(true, std::sync::atomic::Ordering::Relaxed);
-    *served = fresh;
-    // SAFETY: mi_collect only walks mimalloc's own heap structures.
-    unsafe { libmimalloc_sys::mi_collect(true) };
-    eprintln!("ringdns: reloaded {} zone(s)", served.len());
-}
-
-/// Blocks SIGTERM, SIGINT and SIGHUP in this thread (and so in every thread
-/// it starts); returns the set for `wait_for_signal`.
-fn block_shutdown_signals() -> libc::sigset_t {
-    // SAFETY: sigemptyset and sigaddset initialise a local set;
-    // pthread_sigmask only changes this thread's mask.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        for signal in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
-            libc::sigaddset(&mut set, signal);
-        }
-        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-        set
-    }
-}
-
-fn wait_for_signal(set: &libc::sigset_t) -> i32 {
-    let mut signal = 0;
-    // SAFETY: `set` is initialised; sigwait writes one int.
-    while unsafe { libc::sigwait(set, &mut signal) } != 0 {}
-    signal
-}
-
-/// Tells systemd (`Type=notify`) about our state, when it asked to know.
-fn notify_systemd(message: &str) {
-    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
-        return;
-    };
-    let Ok(socket) = std::os::unix::net::UnixDatagram::unbound() else {
-        return;
-    };
-    let path = path.to_string_lossy().into_owned();
-    let sent = match path.strip_prefix('@') {
-        Some(name) => {
-            use std::os::linux::net::SocketAddrExt;
-            std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())
-                .and_then(|address| socket.send_to_addr(message.as_bytes(), &address))
-        }
-        None => socket.send_to(message.as_bytes(), &path),
-    };
-    if let Err(error) = sent {
-        eprintln!("ringdns: warning: cannot notify systemd at {path}: {error}");
     }
 }
 

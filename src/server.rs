@@ -106,3 +106,29 @@ pub fn listen_addresses(config: &Config) -> Vec<SocketAddr> {
     }
     addresses
 }
+
+/// Prints each zone's problems; returns how many zones failed. `serving`
+/// says what a failed zone means for a running server.
+pub fn report_zones(zones: &[LoadedZone], serving: bool) -> usize {
+    let mut failed = 0;
+    for loaded in zones {
+        for warning in &loaded.warnings {
+            eprintln!("ringdns: warning: {warning}");
+        }
+        if let Err(problems) = &loaded.zone {
+            failed += 1;
+            for problem in problems {
+                eprintln!("ringdns: error: {problem}");
+            }
+            if serving {
+                eprintln!(
+                    "ringdns: zone {} not loaded: its names answer SERVFAIL",
+                    loaded.source.origin_text
+                );
+            } else {
+                eprintln!("ringdns: zone {} has errors", loaded.source.origin_text);
+            }
+        }
+    }
+    failed
+}

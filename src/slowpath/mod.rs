@@ -3,4 +3,5 @@
 //! published tables like the workers do and never writes one.
 
 pub mod http;
+pub mod reload;
 pub mod tcp;
