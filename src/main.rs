@@ -238,7 +238,7 @@ fn serve_zones(conf: &std::path::Path) -> Result<(), String> {
     let zones = server::load_zones(&server::zone_sources(&config));
     let failed = server::report_zones(&zones, true);
     let started = std::time::Instant::now();
-    let table = server::compile_zones(&zones);
+    let table = server::compile_zones(&zones, config.nsid.as_deref());
     eprintln!(
         "ringdns: compiled {} zone(s) ({} failed), {} names, in {} ms",
         zones.len(),

@@ -78,11 +78,16 @@ pub fn respond(
         },
     }
     .min(out.len());
+    let nsid = query
+        .edns
+        .filter(|edns| edns.nsid_requested)
+        .and_then(|_| table.nsid());
     let mut reply = Reply {
         query,
         packet,
         out,
         limit,
+        nsid,
     };
     if not_implemented {
         return reply.empty(0, rcode::NOTIMP as u16, false);
@@ -117,6 +122,24 @@ pub fn respond(
     }
 }
 
+/// Length of the OPT record `respond` appends for `query` (0 without EDNS),
+/// so callers can find it at the end of a reply.
+pub fn opt_record_len(query: &Query, table: &AnswerTable) -> usize {
+    let nsid = query
+        .edns
+        .filter(|edns| edns.nsid_requested)
+        .and_then(|_| table.nsid());
+    opt_len(query, nsid)
+}
+
+fn opt_len(query: &Query, nsid: Option<&[u8]>) -> usize {
+    match (query.edns, nsid) {
+        (None, _) => 0,
+        (Some(_), None) => OPT_LEN,
+        (Some(_), Some(nsid)) => OPT_LEN + 4 + nsid.len(),
+    }
+}
+
 /// FORMERR or NOTIMP with the header (and question, when it could be read)
 /// echoed, as Knot and NSD reply.
 fn error_reply(packet: &[u8], question_end: usize, code: u8, out: &mut [u8]) -> usize {
@@ -141,6 +164,8 @@ struct Reply<'a> {
     packet: &'a [u8],
     out: &'a mut [u8],
     limit: usize,
+    /// Our NSID, when the query asked for it (RFC 5001).
+    nsid: Option<&'a [u8]>,
 }
 
 impl Reply<'_> {
@@ -168,11 +193,7 @@ impl Reply<'_> {
     }
 
     fn opt_len(&self) -> usize {
-        if self.query.edns.is_some() {
-            OPT_LEN
-        } else {
-            0
-        }
+        opt_len(self.query, self.nsid)
     }
 
     /// Appends our OPT record (RFC 6891 §6.1.2) when the query had one.
@@ -188,8 +209,16 @@ impl Reply<'_> {
         record[6] = 0; // version
         record[7] = if edns.dnssec_ok { 0x80 } else { 0 };
         record[8] = 0;
-        record[9..11].fill(0);
-        at + OPT_LEN
+        let Some(nsid) = self.nsid else {
+            record[9..11].fill(0);
+            return at + OPT_LEN;
+        };
+        record[9..11].copy_from_slice(&((4 + nsid.len()) as u16).to_be_bytes());
+        let option = &mut self.out[at + OPT_LEN..at + OPT_LEN + 4 + nsid.len()];
+        option[..2].copy_from_slice(&crate::wire::query::OPTION_NSID.to_be_bytes());
+        option[2..4].copy_from_slice(&(nsid.len() as u16).to_be_bytes());
+        option[4..].copy_from_slice(nsid);
+        at + OPT_LEN + 4 + nsid.len()
     }
 
     /// A reply with no records (REFUSED, BADVERS, or TC).

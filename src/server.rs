@@ -69,7 +69,8 @@ pub fn load_zones(sources: &[ZoneSource]) -> Vec<LoadedZone> {
 }
 
 /// Compiles every zone; a zone that failed to load answers SERVFAIL.
-pub fn compile_zones(zones: &[LoadedZone]) -> AnswerTable {
+/// `nsid` is the identifier replies carry when asked (RFC 5001).
+pub fn compile_zones(zones: &[LoadedZone], nsid: Option<&str>) -> AnswerTable {
     let inputs: Vec<ZoneInput<'_>> = zones
         .iter()
         .map(|loaded| match &loaded.zone {
@@ -79,7 +80,11 @@ pub fn compile_zones(zones: &[LoadedZone]) -> AnswerTable {
             },
         })
         .collect();
-    compile::compile(&inputs)
+    let mut table = compile::compile(&inputs);
+    if let Some(nsid) = nsid {
+        table.set_nsid(nsid.as_bytes());
+    }
+    table
 }
 
 /// Every address to listen on: each `bind` address (or both wildcards)

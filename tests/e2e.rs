@@ -397,3 +397,31 @@ fn the_query_log_writes_coredns_lines_filtered_by_class() {
     assert!(log.contains("\"MX IN www.example.test. udp"), "{log}");
     assert!(!log.contains("\"A IN www.example.test."), "{log}");
 }
+
+#[test]
+fn nsid_answers_dig() {
+    let Some(dig) = require_tool("dig") else {
+        return;
+    };
+    let dir = TempDir::new("e2e-nsid");
+    let server = start(&dir, "nsid ns-test");
+    let output = Command::new(dig)
+        .args([
+            "+nsid",
+            "+time=2",
+            "+tries=1",
+            "-p",
+            &server.addr.port().to_string(),
+            "@127.0.0.1",
+            "www.example.test",
+            "A",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        text.contains("NSID: 6e 73 2d 74 65 73 74 (\"ns-test\")"),
+        "{text}"
+    );
+    assert!(text.contains("status: NOERROR"), "{text}");
+}

@@ -113,6 +113,8 @@ pub struct AnswerTable {
     fixups: Vec<u16>,
     additional_cuts: Vec<AdditionalCut>,
     dname_targets: Vec<Box<[u8]>>,
+    /// This server's identifier for NSID (RFC 5001), when configured.
+    nsid: Option<Box<[u8]>>,
 }
 
 impl AnswerTable {
@@ -236,6 +238,16 @@ impl AnswerTable {
 
     pub fn body(&self, answer: &Answer) -> &[u8] {
         &self.bodies[answer.body_start as usize..(answer.body_start + answer.body_len) as usize]
+    }
+
+    /// Sets the NSID this table's replies carry when a query asks for it;
+    /// at most 128 bytes are kept.
+    pub fn set_nsid(&mut self, nsid: &[u8]) {
+        self.nsid = Some(nsid[..nsid.len().min(128)].into());
+    }
+
+    pub fn nsid(&self) -> Option<&[u8]> {
+        self.nsid.as_deref()
     }
 
     /// Where the answer's additional section may be cut, in body order.

@@ -200,6 +200,9 @@ pub struct Config {
     /// [ADDR]` in any block; the first of each wins, as all blocks share
     /// one process).
     pub http: HttpEndpoints,
+    /// `nsid [DATA]` (RFC 5001) in any block: the identifier replies carry
+    /// when a query asks; the host's name when DATA is omitted.
+    pub nsid: Option<String>,
     /// Non-fatal: e.g. "directive 'health' is not yet supported; ignored".
     pub warnings: Vec<ConfigError>,
 }

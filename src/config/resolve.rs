@@ -17,10 +17,17 @@ use super::{
 
 /// The directives ringdns implements, as listed in "unknown directive"
 /// errors.
-const DIRECTIVES: &str = "bind, errors, file, log, engine, prometheus, health, ready";
+const DIRECTIVES: &str = "bind, errors, file, log, engine, prometheus, health, ready, nsid";
 /// CoreDNS directives whose absence would change what is served, so
 /// ignoring them would be wrong.
 const UNSUPPORTED_DIRECTIVES: [&str; 4] = ["transfer", "secondary", "tsig", "reload"];
+
+/// The host's name, as `nsid` without DATA uses it.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|name| name.trim().to_string())
+        .unwrap_or_else(|_| "ringdns".to_string())
+}
 
 /// `engine` settings with an example of each, for messages.
 const ENGINE_SETTINGS: [(&str, &str); 7] = [
@@ -54,6 +61,7 @@ pub(super) fn resolve(
         engine: None,
         served: Vec::new(),
         http: HttpEndpoints::default(),
+        nsid: None,
     };
     for line in lines {
         let Some(block) = &line.block else {
@@ -77,6 +85,7 @@ pub(super) fn resolve(
         engine,
         warnings,
         http,
+        nsid,
         ..
     } = resolver;
     if servers.is_empty() && errors.is_empty() {
@@ -92,6 +101,7 @@ pub(super) fn resolve(
         servers,
         engine: engine.map(|(engine, _)| engine).unwrap_or_default(),
         http,
+        nsid,
         warnings,
     }
 }
@@ -105,6 +115,7 @@ struct Resolver<'a> {
     /// Every zone and port claimed so far, with the key that claimed it.
     served: Vec<(ServerKey, Token)>,
     http: HttpEndpoints,
+    nsid: Option<String>,
 }
 
 impl Resolver<'_> {
@@ -175,6 +186,16 @@ impl Resolver<'_> {
             "prometheus" => self.http_endpoint(line, "localhost:9153", |http| &mut http.prometheus),
             "health" => self.http_endpoint(line, ":8080", |http| &mut http.health),
             "ready" => self.http_endpoint(line, ":8181", |http| &mut http.ready),
+            "nsid" => {
+                // CoreDNS joins the words; without any, the host's name.
+                let words: Vec<&str> = line.args().iter().map(|word| word.text.as_str()).collect();
+                let data = if words.is_empty() {
+                    host_name()
+                } else {
+                    words.join(" ")
+                };
+                self.nsid.get_or_insert(data);
+            }
             other if UNSUPPORTED_DIRECTIVES.contains(&other) => {
                 let message = format!("directive '{other}' is not yet supported by ringdns");
                 self.error(name, message);

@@ -171,7 +171,7 @@ fn public_parse_str_returns_errors_and_display_format() {
     assert_eq!(
         shown(&errors),
         [
-            "Corefile:7: unknown directive 'fiel'; expected one of: bind, errors, file, log, engine, prometheus, health, ready"
+            "Corefile:7: unknown directive 'fiel'; expected one of: bind, errors, file, log, engine, prometheus, health, ready, nsid"
         ]
     );
     let config = parse_str("a.org {\n file db\n}", Path::new("Corefile")).unwrap();
@@ -726,4 +726,15 @@ fn importing_a_device_is_an_error_not_an_endless_read() {
             .any(|error| error.message.contains("not a regular file")),
         "{errors:#?}"
     );
+}
+
+#[test]
+fn nsid_takes_its_words_or_the_host_name() {
+    assert_eq!(
+        ok("a.org {\n nsid ns1 in paris\n}").nsid.as_deref(),
+        Some("ns1 in paris")
+    );
+    let host = ok("a.org {\n nsid\n}").nsid.unwrap();
+    assert!(!host.is_empty());
+    assert_eq!(ok("a.org {\n}").nsid, None);
 }

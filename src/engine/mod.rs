@@ -93,18 +93,14 @@ impl PacketHandler for DnsHandler {
         let started = self.log.as_ref().map(|_| std::time::Instant::now());
         // One atomic load per packet: a newly published table is seen on
         // the next packet, and no lock is ever taken.
-        let length = respond(
-            &mut self.query,
-            packet,
-            self.reader.load(),
-            Transport::Udp,
-            out,
-        );
+        let table = self.reader.load();
+        let length = respond(&mut self.query, packet, table, Transport::Udp, out);
         if length > 0 {
             let reply = &out[..length];
             let edns = self.query.edns;
             let qtype = metrics::counted_type(reply, self.query.qtype);
-            let rcode = metrics::reply_rcode(reply, edns.is_some());
+            let rcode =
+                metrics::reply_rcode(reply, crate::respond::opt_record_len(&self.query, table));
             let dnssec_ok = edns.is_some_and(|edns| edns.dnssec_ok);
             self.counters
                 .record(Proto::Udp, family, qtype, rcode, dnssec_ok, true);

@@ -138,16 +138,19 @@ impl QueryCounters {
 }
 
 /// The full RCODE of a reply: the header's 4 bits, plus the upper bits from
-/// our OPT record when the query had one (it is then the reply's last
-/// record, 11 bytes; RFC 6891 §6.1.3).
+/// our OPT record, the reply's last record, `opt_len` bytes long (0 when
+/// there is none; RFC 6891 §6.1.3).
 #[inline]
-pub fn reply_rcode(reply: &[u8], had_opt: bool) -> u16 {
+pub fn reply_rcode(reply: &[u8], opt_len: usize) -> u16 {
     let Some(header) = reply.get(..12) else {
         return 0;
     };
     let mut rcode = u16::from(header[3] & 0x0F);
-    let opt = reply.len().checked_sub(11).and_then(|at| reply.get(at..));
-    if had_opt
+    let opt = reply
+        .len()
+        .checked_sub(opt_len)
+        .and_then(|at| reply.get(at..));
+    if opt_len >= 11
         && header[10..12] != [0, 0]
         && let Some(opt) = opt
         && opt[..3] == [0, 0, 41]
@@ -365,8 +368,8 @@ mod tests {
             0, 1, 0x80, 0, 0, 1, 0, 0, 0, 0, 0, 1, 1, b'a', 0, 0, 28, 0, 1,
         ];
         reply.extend_from_slice(&[0, 0, 41, 4, 208, 1, 0, 0, 0, 0, 0]);
-        assert_eq!(reply_rcode(&reply, true), 16);
-        assert_eq!(reply_rcode(&reply[..19], false), 0);
+        assert_eq!(reply_rcode(&reply, 11), 16);
+        assert_eq!(reply_rcode(&reply[..19], 0), 0);
         assert_eq!(counted_type(&reply, 28), 28);
         assert_eq!(counted_type(&[0; 12], 28), 0);
         assert_eq!(TYPES[type_slot(28)].1, "AAAA");

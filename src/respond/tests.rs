@@ -486,3 +486,56 @@ fn answers_too_large_for_any_message() {
     assert_eq!(huge.rcode, rcode::SERVFAIL as u16);
     assert!(huge.records.is_empty());
 }
+
+#[test]
+fn nsid_when_asked_and_formerr_for_a_lying_option() {
+    let mut table = table();
+    table.set_nsid(b"ns1-paris");
+    // An OPT whose RDATA is one NSID option with no data (RFC 5001 §2.1).
+    let with_option = |option: &[u8]| {
+        let mut packet = query("www.example", rtype::A, None);
+        packet[11] = 1;
+        packet.extend_from_slice(&[0, 0, 41, 4, 208, 0, 0, 0, 0]);
+        packet.extend_from_slice(&(option.len() as u16).to_be_bytes());
+        packet.extend_from_slice(option);
+        packet
+    };
+    let mut out = vec![0u8; 65535];
+    let mut scratch = Query::default();
+    let length = respond(
+        &mut scratch,
+        &with_option(&[0, 3, 0, 0]),
+        &table,
+        Transport::Udp,
+        &mut out,
+    );
+    let reply = &out[..length];
+    assert!(
+        reply.ends_with(&[
+            0, 13, 0, 3, 0, 9, b'n', b's', b'1', b'-', b'p', b'a', b'r', b'i', b's'
+        ]),
+        "{reply:?}"
+    );
+    let parsed = parse(reply);
+    assert_eq!(parsed.opt.map(|opt| opt.0), Some(UDP_PAYLOAD_SIZE_MAX));
+    assert_eq!(section(&parsed, 0).len(), 1);
+    // Without the option, no NSID.
+    let plain = ask(
+        &table,
+        &query("www.example", rtype::A, Some((1232, 0))),
+        Transport::Udp,
+    )
+    .unwrap();
+    assert!(plain.opt.is_some());
+    let length = respond(
+        &mut scratch,
+        &query("www.example", rtype::A, Some((1232, 0))),
+        &table,
+        Transport::Udp,
+        &mut out,
+    );
+    assert!(out[..length].ends_with(&[0, 41, 4, 208, 0, 0, 0, 0, 0, 0]));
+    // An option claiming more bytes than the OPT holds.
+    let lying = ask(&table, &with_option(&[0, 3, 0, 9, 1]), Transport::Udp).unwrap();
+    assert_eq!(lying.rcode, rcode::FORMERR as u16);
+}

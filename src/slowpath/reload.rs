@@ -101,7 +101,7 @@ pub fn reload(
             ));
         }
     }
-    let table = server::compile_zones(&zones);
+    let table = server::compile_zones(&zones, config.nsid.as_deref());
     let summaries: Vec<(String, u32, usize, bool)> = zones
         .iter()
         .filter_map(|loaded| {

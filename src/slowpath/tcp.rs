@@ -197,10 +197,11 @@ fn serve_connection(
         let length = u16::from_be_bytes(length) as usize;
         read_before(&mut stream, &mut message[..length], deadline)?;
         let started = Instant::now();
+        let table = reader.load();
         let reply_length = respond(
             &mut query,
             &message[..length],
-            reader.load(),
+            table,
             Transport::Tcp,
             &mut reply[2..],
         );
@@ -211,7 +212,7 @@ fn serve_connection(
         let sent = &reply[2..2 + reply_length];
         let (qtype, rcode) = (
             metrics::counted_type(sent, query.qtype),
-            metrics::reply_rcode(sent, edns.is_some()),
+            metrics::reply_rcode(sent, crate::respond::opt_record_len(&query, table)),
         );
         let dnssec_ok = edns.is_some_and(|edns| edns.dnssec_ok);
         context

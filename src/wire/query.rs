@@ -20,6 +20,25 @@ pub struct Edns {
     pub version: u8,
     /// The DO bit (RFC 3225).
     pub dnssec_ok: bool,
+    /// The query carried an NSID option (RFC 5001).
+    pub nsid_requested: bool,
+}
+
+/// EDNS option code of NSID (RFC 5001).
+pub const OPTION_NSID: u16 = 3;
+
+/// Reads the options in OPT RDATA (RFC 6891 §6.1.2): whether NSID is among
+/// them, or `None` when an option runs past the RDATA (FORMERR).
+fn nsid_option(mut options: &[u8]) -> Option<bool> {
+    let mut nsid = false;
+    while !options.is_empty() {
+        let header = options.get(..4)?;
+        let code = u16::from_be_bytes([header[0], header[1]]);
+        let length = u16::from_be_bytes([header[2], header[3]]) as usize;
+        options = options.get(4 + length..)?;
+        nsid |= code == OPTION_NSID;
+    }
+    Some(nsid)
 }
 
 /// A parsed query. Reused between packets: `parse` overwrites every field.
@@ -135,10 +154,14 @@ impl Query {
                 if self.edns.is_some() || !record.owner_is_root {
                     return Err(form_err);
                 }
+                let rdata = packet
+                    .get(record.rdata_start..record.next)
+                    .ok_or(form_err)?;
                 self.edns = Some(Edns {
                     udp_payload_size: record.class.max(512),
                     version: (record.ttl >> 16) as u8,
                     dnssec_ok: record.ttl & 0x8000 != 0,
+                    nsid_requested: nsid_option(rdata).ok_or(form_err)?,
                 });
             }
             position = record.next;
@@ -179,6 +202,7 @@ impl Query {
 
 struct SkippedRecord {
     next: usize,
+    rdata_start: usize,
     rtype: u16,
     class: u16,
     ttl: u32,
@@ -217,6 +241,7 @@ fn skip_record(packet: &[u8], start: usize) -> Option<SkippedRecord> {
     }
     Some(SkippedRecord {
         next,
+        rdata_start: position + 10,
         rtype: u16::from_be_bytes([fixed[0], fixed[1]]),
         class: u16::from_be_bytes([fixed[2], fixed[3]]),
         ttl: u32::from_be_bytes([fixed[4], fixed[5], fixed[6], fixed[7]]),
@@ -270,7 +295,8 @@ mod tests {
             Some(Edns {
                 udp_payload_size: 4096,
                 version: 0,
-                dnssec_ok: true
+                dnssec_ok: true,
+                nsid_requested: false,
             })
         );
         assert_eq!(query.question_end, 12 + 13 + 4);
