@@ -356,12 +356,13 @@ fn serve_zones(conf: &std::path::Path) -> Result<(), String> {
             libc::SIGHUP => slowpath::reload::reload(&config, &published, &state, &mut served),
             signal => {
                 eprintln!("ringdns: signal {signal}: shutting down");
+                // Unhealthy first, so anyone told we are stopping sees it.
+                state
+                    .healthy
+                    .store(false, std::sync::atomic::Ordering::Relaxed);
                 service::notify_systemd("STOPPING=1");
                 if let Some(lameduck) = config.http.lameduck {
                     // Report unhealthy while still answering, so balancers drain.
-                    state
-                        .healthy
-                        .store(false, std::sync::atomic::Ordering::Relaxed);
                     eprintln!("ringdns: lame duck for {} ms", lameduck.as_millis());
                     std::thread::sleep(lameduck);
                 }
