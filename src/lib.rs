@@ -8,6 +8,7 @@ pub mod metrics;
 pub mod publish;
 pub mod querylog;
 pub mod respond;
+pub mod rrl;
 pub mod server;
 pub mod service;
 pub mod slowpath;

@@ -323,7 +323,12 @@ fn serve_zones(conf: &std::path::Path) -> Result<(), String> {
     )
     .map_err(|error| error.to_string())?;
     let (engine, listen) = start_engine(&config, |counters| {
-        engine::DnsHandler::new(published.reader(), counters, new_log_queue())
+        engine::DnsHandler::new(
+            published.reader(),
+            counters,
+            new_log_queue(),
+            config.rrl.clone().map(ringdns::rrl::RateLimiter::new),
+        )
     })?;
     let log_queues = log_queues.into_inner().unwrap_or_default();
     if !log_queues.is_empty() {

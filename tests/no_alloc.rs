@@ -106,6 +106,11 @@ fn answering_allocates_nothing() {
         published.reader(),
         std::sync::Arc::new(ringdns::metrics::QueryCounters::default()),
         Some(std::sync::Arc::new(log)),
+        // Rate limiting on, at a rate these queries never reach.
+        Some(ringdns::rrl::RateLimiter::new(ringdns::rrl::RrlConfig {
+            rates: [u32::MAX; 5],
+            ..Default::default()
+        })),
     );
     // A sockaddr_in for 127.0.0.1:5353, as the kernel hands it over.
     let mut peer = (libc::AF_INET as u16).to_ne_bytes().to_vec();

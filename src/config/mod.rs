@@ -200,6 +200,8 @@ pub struct Config {
     /// [ADDR]` in any block; the first of each wins, as all blocks share
     /// one process).
     pub http: HttpEndpoints,
+    /// `rrl { … }` in any block (the first wins): response rate limiting.
+    pub rrl: Option<crate::rrl::RrlConfig>,
     /// `nsid [DATA]` (RFC 5001) in any block: the identifier replies carry
     /// when a query asks; the host's name when DATA is omitted.
     pub nsid: Option<String>,

@@ -17,7 +17,7 @@ use super::{
 
 /// The directives ringdns implements, as listed in "unknown directive"
 /// errors.
-const DIRECTIVES: &str = "bind, errors, file, log, engine, prometheus, health, ready, nsid";
+const DIRECTIVES: &str = "bind, errors, file, log, engine, prometheus, health, ready, nsid, rrl";
 /// CoreDNS directives whose absence would change what is served, so
 /// ignoring them would be wrong.
 const UNSUPPORTED_DIRECTIVES: [&str; 4] = ["transfer", "secondary", "tsig", "reload"];
@@ -62,6 +62,7 @@ pub(super) fn resolve(
         served: Vec::new(),
         http: HttpEndpoints::default(),
         nsid: None,
+        rrl: None,
     };
     for line in lines {
         let Some(block) = &line.block else {
@@ -86,6 +87,7 @@ pub(super) fn resolve(
         warnings,
         http,
         nsid,
+        rrl,
         ..
     } = resolver;
     if servers.is_empty() && errors.is_empty() {
@@ -102,6 +104,7 @@ pub(super) fn resolve(
         engine: engine.map(|(engine, _)| engine).unwrap_or_default(),
         http,
         nsid,
+        rrl,
         warnings,
     }
 }
@@ -116,6 +119,7 @@ struct Resolver<'a> {
     served: Vec<(ServerKey, Token)>,
     http: HttpEndpoints,
     nsid: Option<String>,
+    rrl: Option<crate::rrl::RrlConfig>,
 }
 
 impl Resolver<'_> {
@@ -186,6 +190,7 @@ impl Resolver<'_> {
             "prometheus" => self.http_endpoint(line, "localhost:9153", |http| &mut http.prometheus),
             "health" => self.http_endpoint(line, ":8080", |http| &mut http.health),
             "ready" => self.http_endpoint(line, ":8181", |http| &mut http.ready),
+            "rrl" => self.rrl(line),
             "nsid" => {
                 // CoreDNS joins the words; without any, the host's name.
                 let words: Vec<&str> = line.args().iter().map(|word| word.text.as_str()).collect();
@@ -250,6 +255,87 @@ impl Resolver<'_> {
             }
             server.log_classes = classes;
         }
+    }
+
+    /// `rrl [ZONES...] { responses-per-second N … }` with the CoreDNS rrl
+    /// plugin's setting names, plus `exempt CIDR...`; 0 means unlimited.
+    fn rrl(&mut self, line: &Line) {
+        let name = line.name();
+        if let Some(first) = line.args().first() {
+            self.warnings
+                .push(first.error("rrl zones are not supported; rrl applies to every zone"));
+        }
+        let mut rrl = crate::rrl::RrlConfig::default();
+        let mut responses: Option<u32> = None;
+        let mut others: [Option<u32>; 4] = [None; 4];
+        for setting in line.block.iter().flat_map(|block| &block.lines) {
+            let key = setting.name();
+            let args = setting.args();
+            let number = |resolver: &mut Self| -> Option<u32> {
+                match args {
+                    [value] => match value.text.parse::<u32>() {
+                        Ok(number) => Some(number),
+                        Err(_) => {
+                            resolver.error(
+                                value,
+                                format!(
+                                    "expected a whole number for '{}', got '{}'",
+                                    key.text, value.text
+                                ),
+                            );
+                            None
+                        }
+                    },
+                    _ => {
+                        resolver.error(key, format!("expected one number after '{}'", key.text));
+                        None
+                    }
+                }
+            };
+            match key.text.as_str() {
+                "responses-per-second" => responses = number(self),
+                "nodata-per-second" => others[0] = number(self),
+                "nxdomains-per-second" => others[1] = number(self),
+                "referrals-per-second" => others[2] = number(self),
+                "errors-per-second" => others[3] = number(self),
+                "slip-ratio" => rrl.slip = number(self).unwrap_or(rrl.slip),
+                "ipv4-prefix-length" => rrl.ipv4_prefix = number(self).unwrap_or(24).min(32) as u8,
+                "ipv6-prefix-length" => rrl.ipv6_prefix = number(self).unwrap_or(56).min(128) as u8,
+                "max-table-size" => rrl.table_size = number(self).unwrap_or(65536) as usize,
+                "window" => {
+                    let _ = number(self); // buckets refill every second; accepted for compatibility
+                }
+                "report-only" => rrl.report_only = true,
+                "exempt" => {
+                    for network in args {
+                        match values::cidr(&network.text) {
+                            Ok(network) => rrl.exempt.push(network),
+                            Err(message) => self.error(network, message),
+                        }
+                    }
+                }
+                other => {
+                    let message = format!(
+                        "unknown rrl setting '{other}'; expected responses-per-second, nodata-per-second, nxdomains-per-second, referrals-per-second, errors-per-second, slip-ratio, ipv4-prefix-length, ipv6-prefix-length, max-table-size, window, report-only or exempt"
+                    );
+                    self.error(key, message);
+                }
+            }
+        }
+        // Unset kinds follow responses-per-second, as in the CoreDNS plugin.
+        let base = responses.unwrap_or(0);
+        rrl.rates = [
+            base,
+            others[0].unwrap_or(base),
+            others[1].unwrap_or(base),
+            others[2].unwrap_or(base),
+            others[3].unwrap_or(base),
+        ];
+        if self.rrl.is_some() {
+            self.error(name, "only one 'rrl' directive is allowed");
+            return;
+        }
+        self.rrl = Some(rrl);
     }
 
     /// `prometheus [ADDR]`, `health [ADDR]`, `ready [ADDR]`: one address,

@@ -171,7 +171,7 @@ fn public_parse_str_returns_errors_and_display_format() {
     assert_eq!(
         shown(&errors),
         [
-            "Corefile:7: unknown directive 'fiel'; expected one of: bind, errors, file, log, engine, prometheus, health, ready, nsid"
+            "Corefile:7: unknown directive 'fiel'; expected one of: bind, errors, file, log, engine, prometheus, health, ready, nsid, rrl"
         ]
     );
     let config = parse_str("a.org {\n file db\n}", Path::new("Corefile")).unwrap();
@@ -737,4 +737,23 @@ fn nsid_takes_its_words_or_the_host_name() {
     let host = ok("a.org {\n nsid\n}").nsid.unwrap();
     assert!(!host.is_empty());
     assert_eq!(ok("a.org {\n}").nsid, None);
+}
+
+#[test]
+fn rrl_settings() {
+    let config = ok(
+        "a.org {\n rrl {\n  responses-per-second 10\n  nxdomains-per-second 2\n  slip-ratio 3\n  exempt 192.0.2.0/24 ::1\n }\n}",
+    );
+    let rrl = config.rrl.unwrap();
+    assert_eq!(rrl.rates, [10, 10, 2, 10, 10]);
+    assert_eq!(rrl.slip, 3);
+    assert_eq!(rrl.exempt.len(), 2);
+    assert!(
+        one_error("a.org {\n rrl {\n  responses-per-second many\n }\n}")
+            .contains("expected a whole number")
+    );
+    assert!(one_error("a.org {\n rrl {\n  burst 5\n }\n}").contains("unknown rrl setting 'burst'"));
+    assert!(
+        one_error("a.org {\n rrl {\n  exempt 192.0.2.0/33\n }\n}").contains("expected a network")
+    );
 }

@@ -244,6 +244,23 @@ pub(super) fn listen_address(text: &str) -> Result<std::net::SocketAddr, String>
     Ok(std::net::SocketAddr::new(ip, port))
 }
 
+/// A network `ADDR/PREFIX` (or one address, a full-length prefix).
+pub(super) fn cidr(text: &str) -> Result<(IpAddr, u8), String> {
+    let usage = || format!("expected a network like 192.0.2.0/24 or 2001:db8::/32, got '{text}'");
+    let (address, prefix) = text.split_once('/').unwrap_or((text, ""));
+    let address = ip_address(address).map_err(|_| usage())?;
+    let longest = if address.is_ipv4() { 32 } else { 128 };
+    let prefix = if prefix.is_empty() {
+        longest
+    } else {
+        prefix.parse::<u8>().map_err(|_| usage())?
+    };
+    if prefix > longest {
+        return Err(usage());
+    }
+    Ok((address, prefix))
+}
+
 /// An IPv4 or IPv6 address; `[::1]` is accepted as `::1`.
 pub(super) fn ip_address(text: &str) -> Result<IpAddr, String> {
     let inner = text

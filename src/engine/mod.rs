@@ -22,6 +22,7 @@ use crate::metrics::{self, Family, Proto, QueryCounters};
 use crate::publish::TableReader;
 use crate::querylog::{LogQueue, LogRecord};
 use crate::respond::{Transport, respond};
+use crate::rrl::{RateLimiter, ResponseKind, Verdict};
 use crate::wire::query::Query;
 
 /// What a worker does with each datagram. Generic, so the call is inlined:
@@ -70,6 +71,8 @@ pub struct DnsHandler {
     counters: Arc<QueryCounters>,
     /// This worker's query log queue, when `log` is configured.
     log: Option<Arc<LogQueue>>,
+    /// This worker's response rate limiter, when `rrl` is configured.
+    rrl: Option<RateLimiter>,
 }
 
 impl DnsHandler {
@@ -77,12 +80,14 @@ impl DnsHandler {
         reader: TableReader,
         counters: Arc<QueryCounters>,
         log: Option<Arc<LogQueue>>,
+        rrl: Option<RateLimiter>,
     ) -> Self {
         DnsHandler {
             reader,
             query: Query::default(),
             counters,
             log,
+            rrl,
         }
     }
 }
@@ -94,7 +99,23 @@ impl PacketHandler for DnsHandler {
         // One atomic load per packet: a newly published table is seen on
         // the next packet, and no lock is ever taken.
         let table = self.reader.load();
-        let length = respond(&mut self.query, packet, table, Transport::Udp, out);
+        let mut length = respond(&mut self.query, packet, table, Transport::Udp, out);
+        if length > 0
+            && let Some(rrl) = &mut self.rrl
+            && let Some(peer) = peer.socket_addr()
+        {
+            match rrl.check(peer, ResponseKind::of(&out[..length]), self.query.qname()) {
+                Verdict::Send => {}
+                Verdict::Drop => {
+                    self.counters.record_rate_limited();
+                    return 0;
+                }
+                Verdict::Slip => {
+                    self.counters.record_rate_limited();
+                    length = truncate_to_question(out, self.query.question_end);
+                }
+            }
+        }
         if length > 0 {
             let reply = &out[..length];
             let edns = self.query.edns;
@@ -115,6 +136,18 @@ impl PacketHandler for DnsHandler {
         }
         length
     }
+}
+
+/// Rewrites a reply in `out` as its truncated form: the header with TC set
+/// and no records, then the question. Returns the new length (0 when the
+/// reply had no question to keep).
+fn truncate_to_question(out: &mut [u8], question_end: usize) -> usize {
+    if out.len() < question_end || out.get(4..6) != Some(&[0, 1]) {
+        return 0;
+    }
+    out[2] |= 0x02; // TC
+    out[6..12].fill(0);
+    question_end
 }
 
 /// The query log's record of one answered query.

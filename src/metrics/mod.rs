@@ -88,6 +88,8 @@ pub struct QueryCounters {
     requests: [[[AtomicU64; TYPE_SLOTS]; 2]; 2],
     responses: [[AtomicU64; RCODE_SLOTS]; 2],
     dnssec_ok: [AtomicU64; 2],
+    /// Responses response rate limiting dropped or truncated.
+    rrl_limited: AtomicU64,
 }
 
 impl Default for QueryCounters {
@@ -98,6 +100,7 @@ impl Default for QueryCounters {
             }),
             responses: std::array::from_fn(|_| std::array::from_fn(|_| AtomicU64::new(0))),
             dnssec_ok: std::array::from_fn(|_| AtomicU64::new(0)),
+            rrl_limited: AtomicU64::new(0),
         }
     }
 }
@@ -110,6 +113,13 @@ fn type_slot(qtype: u16) -> usize {
 }
 
 impl QueryCounters {
+    /// Counts one response limited by RRL (the worker's own counters).
+    #[inline]
+    pub fn record_rate_limited(&self) {
+        let counter = &self.rrl_limited;
+        counter.store(counter.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+    }
+
     /// Counts one answered query. `single_writer` is true on a worker's own
     /// counters (a plain load and store), false where threads share them.
     #[inline]
@@ -304,6 +314,16 @@ pub fn render(snapshot: &Snapshot<'_>) -> String {
             let _ = writeln!(out, "{metric}{{worker=\"{worker}\"}} {}", value_of(counts));
         }
     }
+    let _ = writeln!(
+        out,
+        "# HELP ringdns_rrl_limited_total Responses response rate limiting dropped or sent truncated."
+    );
+    let _ = writeln!(out, "# TYPE ringdns_rrl_limited_total counter");
+    let _ = writeln!(
+        out,
+        "ringdns_rrl_limited_total {}",
+        sum(counters, |c| &c.rrl_limited)
+    );
     let _ = writeln!(
         out,
         "# HELP ringdns_table_names Names in the published answer table."
