@@ -227,8 +227,8 @@ fn exit_code(result: Result<(), String>) -> ExitCode {
     }
 }
 
-/// Config, zones, table, then the workers and the slow path; returns only
-/// if start-up fails or every worker stops.
+/// Config, zones, table, then the slow path and the workers; then waits
+/// for signals. Returns when start-up fails or on SIGTERM/SIGINT.
 fn serve_zones(conf: &std::path::Path) -> Result<(), String> {
     // Every thread started from here on inherits this mask, so only the
     // main thread's sigwait sees SIGTERM, SIGINT and SIGHUP.
@@ -262,18 +262,7 @@ fn serve_zones(conf: &std::path::Path) -> Result<(), String> {
     let mut served = slowpath::reload::served_versions(&zones);
     // What /metrics reports of each zone, then the parsed zones can go:
     // the table holds everything the answers need.
-    let zone_summaries: Vec<(String, u32, usize, bool)> = zones
-        .iter()
-        .map(|loaded| match &loaded.zone {
-            Ok(zone) => (
-                loaded.source.origin_text.clone(),
-                zone.serial(),
-                zone.record_count(),
-                true,
-            ),
-            Err(_) => (loaded.source.origin_text.clone(), 0, 0, false),
-        })
-        .collect();
+    let zone_summaries = server::zone_summaries(&zones);
     drop(zones);
     // mimalloc returns freed memory to the OS lazily, on later allocations,
     // which the serving threads never make: hand it back now.

@@ -87,6 +87,22 @@ pub fn compile_zones(zones: &[LoadedZone], nsid: Option<&str>) -> AnswerTable {
     table
 }
 
+/// What `/metrics` reports of each zone: (name, serial, records, loaded).
+pub fn zone_summaries(zones: &[LoadedZone]) -> Vec<(String, u32, usize, bool)> {
+    zones
+        .iter()
+        .map(|loaded| match &loaded.zone {
+            Ok(zone) => (
+                loaded.source.origin_text.clone(),
+                zone.serial(),
+                zone.record_count(),
+                true,
+            ),
+            Err(_) => (loaded.source.origin_text.clone(), 0, 0, false),
+        })
+        .collect()
+}
+
 /// Every address to listen on: each `bind` address (or both wildcards)
 /// on each port of the block's keys.
 pub fn listen_addresses(config: &Config) -> Vec<SocketAddr> {

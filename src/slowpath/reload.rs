@@ -102,18 +102,7 @@ pub fn reload(
         }
     }
     let table = server::compile_zones(&zones, config.nsid.as_deref());
-    let summaries: Vec<(String, u32, usize, bool)> = zones
-        .iter()
-        .filter_map(|loaded| {
-            let zone = loaded.zone.as_ref().ok()?;
-            Some((
-                loaded.source.origin_text.clone(),
-                zone.serial(),
-                zone.record_count(),
-                true,
-            ))
-        })
-        .collect();
+    let summaries = server::zone_summaries(&zones);
     drop(zones);
     published.publish(table);
     if let Ok(mut zones) = state.zones.lock() {
