@@ -206,33 +206,42 @@ fn sum(counters: &[&QueryCounters], read: impl Fn(&QueryCounters) -> &AtomicU64)
 /// Picks one of a worker's (received, answered, dropped) counts.
 type WorkerCount = fn(&(u64, u64, u64)) -> u64;
 
+/// A metric family's `# HELP` and `# TYPE` lines.
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
 /// The Prometheus text exposition (format 0.0.4).
 pub fn render(snapshot: &Snapshot<'_>) -> String {
     let mut out = String::with_capacity(16 * 1024);
     let server = snapshot.server;
     let counters = snapshot.counters;
     let proto_names = ["udp", "tcp"];
-    let _ = writeln!(
-        out,
-        "# HELP coredns_build_info A metric with a constant '1' value labeled by version, revision, and goversion from which CoreDNS was built."
+    family(
+        &mut out,
+        "coredns_build_info",
+        "gauge",
+        "A metric with a constant '1' value labeled by version, revision, and goversion from which CoreDNS was built.",
     );
-    let _ = writeln!(out, "# TYPE coredns_build_info gauge");
     let _ = writeln!(
         out,
         "coredns_build_info{{version=\"ringdns-{}\",revision=\"\",goversion=\"\"}} 1",
         env!("CARGO_PKG_VERSION")
     );
-    let _ = writeln!(
-        out,
-        "# HELP coredns_panics_total A metrics that counts the number of panics."
+    family(
+        &mut out,
+        "coredns_panics_total",
+        "counter",
+        "A metrics that counts the number of panics.",
     );
-    let _ = writeln!(out, "# TYPE coredns_panics_total counter");
     let _ = writeln!(out, "coredns_panics_total 0");
-    let _ = writeln!(
-        out,
-        "# HELP coredns_dns_requests_total Counter of DNS requests made per zone, protocol and family."
+    family(
+        &mut out,
+        "coredns_dns_requests_total",
+        "counter",
+        "Counter of DNS requests made per zone, protocol and family.",
     );
-    let _ = writeln!(out, "# TYPE coredns_dns_requests_total counter");
     for (proto, proto_name) in proto_names.iter().enumerate() {
         for family in 0..2 {
             for slot in 0..TYPE_SLOTS {
@@ -249,11 +258,12 @@ pub fn render(snapshot: &Snapshot<'_>) -> String {
             }
         }
     }
-    let _ = writeln!(
-        out,
-        "# HELP coredns_dns_responses_total Counter of response status codes."
+    family(
+        &mut out,
+        "coredns_dns_responses_total",
+        "counter",
+        "Counter of response status codes.",
     );
-    let _ = writeln!(out, "# TYPE coredns_dns_responses_total counter");
     for slot in 0..RCODE_SLOTS {
         let value: u64 = (0..2)
             .map(|proto| sum(counters, |c| &c.responses[proto][slot]))
@@ -267,11 +277,12 @@ pub fn render(snapshot: &Snapshot<'_>) -> String {
             "coredns_dns_responses_total{{server=\"{server}\",zone=\".\",view=\"\",rcode=\"{rcode}\",plugin=\"file\"}} {value}"
         );
     }
-    let _ = writeln!(
-        out,
-        "# HELP coredns_dns_do_requests_total Counter of DNS requests with DO bit set per zone."
+    family(
+        &mut out,
+        "coredns_dns_do_requests_total",
+        "counter",
+        "Counter of DNS requests with DO bit set per zone.",
     );
-    let _ = writeln!(out, "# TYPE coredns_dns_do_requests_total counter");
     let dnssec_ok: u64 = (0..2)
         .map(|proto| sum(counters, |c| &c.dnssec_ok[proto]))
         .sum();
@@ -279,11 +290,12 @@ pub fn render(snapshot: &Snapshot<'_>) -> String {
         out,
         "coredns_dns_do_requests_total{{server=\"{server}\",zone=\".\",view=\"\"}} {dnssec_ok}"
     );
-    let _ = writeln!(
-        out,
-        "# HELP coredns_reload_failed_total Counter of the number of failed reload attempts."
+    family(
+        &mut out,
+        "coredns_reload_failed_total",
+        "counter",
+        "Counter of the number of failed reload attempts.",
     );
-    let _ = writeln!(out, "# TYPE coredns_reload_failed_total counter");
     let _ = writeln!(
         out,
         "coredns_reload_failed_total {}",
@@ -308,27 +320,28 @@ pub fn render(snapshot: &Snapshot<'_>) -> String {
         ),
     ];
     for (metric, help, value_of) in worker_families {
-        let _ = writeln!(out, "# HELP {metric} {help}");
-        let _ = writeln!(out, "# TYPE {metric} counter");
+        family(&mut out, metric, "counter", help);
         for (worker, counts) in snapshot.workers.iter().enumerate() {
             let _ = writeln!(out, "{metric}{{worker=\"{worker}\"}} {}", value_of(counts));
         }
     }
-    let _ = writeln!(
-        out,
-        "# HELP ringdns_rrl_limited_total Responses response rate limiting dropped or sent truncated."
+    family(
+        &mut out,
+        "ringdns_rrl_limited_total",
+        "counter",
+        "Responses response rate limiting dropped or sent truncated.",
     );
-    let _ = writeln!(out, "# TYPE ringdns_rrl_limited_total counter");
     let _ = writeln!(
         out,
         "ringdns_rrl_limited_total {}",
         sum(counters, |c| &c.rrl_limited)
     );
-    let _ = writeln!(
-        out,
-        "# HELP ringdns_table_names Names in the published answer table."
+    family(
+        &mut out,
+        "ringdns_table_names",
+        "gauge",
+        "Names in the published answer table.",
     );
-    let _ = writeln!(out, "# TYPE ringdns_table_names gauge");
     let _ = writeln!(out, "ringdns_table_names {}", snapshot.table_names);
     for (metric, help) in [
         (
@@ -338,8 +351,7 @@ pub fn render(snapshot: &Snapshot<'_>) -> String {
         ("ringdns_zone_serial", "The served SOA serial."),
         ("ringdns_zone_records", "Records in the served zone."),
     ] {
-        let _ = writeln!(out, "# HELP {metric} {help}");
-        let _ = writeln!(out, "# TYPE {metric} gauge");
+        family(&mut out, metric, "gauge", help);
         for (zone, serial, records, loaded) in snapshot.zones {
             let value = match metric {
                 "ringdns_zone_loaded" => u64::from(*loaded),
