@@ -12,5 +12,6 @@ pub mod rrl;
 pub mod server;
 pub mod service;
 pub mod slowpath;
+pub mod tsig;
 pub mod wire;
 pub mod zone;

@@ -124,17 +124,15 @@ fn check(conf: &std::path::Path) -> ExitCode {
     if server::report_zones(&zones, false) > 0 {
         return ExitCode::FAILURE;
     }
-    for loaded in &zones {
-        if let Ok(zone) = &loaded.zone {
-            println!(
-                "{}: serial {}, {} records: OK",
-                loaded.source.origin_text,
-                zone.serial(),
-                zone.record_count()
-            );
-        }
+    for (origin_text, _, secondary) in server::secondary_sources(&config) {
+        let primaries: Vec<String> = secondary
+            .from
+            .iter()
+            .map(|(address, _)| address.to_string())
+            .collect();
+        println!("{origin_text}: secondary of {}: OK", primaries.join(", "));
     }
-    ExitCode::SUCCESS
+    check_report(&zones)
 }
 
 fn check_zone(origin: &str, file: &std::path::Path) -> ExitCode {
@@ -235,13 +233,22 @@ fn serve_zones(conf: &std::path::Path) -> Result<(), String> {
     let signals = service::block_shutdown_signals();
     // load_config prints its own errors.
     let config = load_config(conf).ok_or_else(String::new)?;
-    let zones = server::load_zones(&server::zone_sources(&config));
-    let failed = server::report_zones(&zones, true);
+    let storage = slowpath::zones::storage_directory(&config, conf);
+    let (served_zones, failed) = served_zones(&config, &storage);
+    let published = publish::Published::new(ringdns::compile::AnswerTable::default());
+    let store = std::sync::Arc::new(slowpath::zones::ZoneStore::new(
+        served_zones,
+        published.clone(),
+        config.nsid.clone(),
+        server::tsig_keys(&config),
+    ));
     let started = std::time::Instant::now();
-    let table = server::compile_zones(&zones, config.nsid.as_deref());
+    store.publish(&store.lock());
+    let mut reader = published.reader();
+    let table = reader.load();
     eprintln!(
         "ringdns: compiled {} zone(s) ({} failed), {} names, in {} ms",
-        zones.len(),
+        store.lock().len(),
         failed,
         table.name_count(),
         started.elapsed().as_millis()
@@ -258,17 +265,6 @@ fn serve_zones(conf: &std::path::Path) -> Result<(), String> {
         mib(total),
         detail.join(", ")
     );
-    // What a reload compares against: each zone's serial and data digest.
-    let mut served = slowpath::reload::served_versions(&zones);
-    // What /metrics reports of each zone, then the parsed zones can go:
-    // the table holds everything the answers need.
-    let zone_summaries = server::zone_summaries(&zones);
-    drop(zones);
-    // mimalloc returns freed memory to the OS lazily, on later allocations,
-    // which the serving threads never make: hand it back now.
-    // SAFETY: mi_collect only walks mimalloc's own heap structures.
-    unsafe { libmimalloc_sys::mi_collect(true) };
-    let published = publish::Published::new(table);
     // `log` in any block logs every query (all blocks share the workers),
     // with the classes of the first block that has it.
     let log_classes = config.servers.iter().find(|block| block.log).map(|block| {
@@ -306,6 +302,7 @@ fn serve_zones(conf: &std::path::Path) -> Result<(), String> {
     slowpath::tcp::start(
         &listen,
         &published,
+        std::sync::Arc::clone(&store),
         &slowpath::tcp::TcpOptions::default(),
         std::sync::Arc::clone(&tcp_counters),
         new_log_queue(),
@@ -317,6 +314,7 @@ fn serve_zones(conf: &std::path::Path) -> Result<(), String> {
             counters,
             new_log_queue(),
             config.rrl.clone().map(ringdns::rrl::RateLimiter::new),
+            Some(std::sync::Arc::clone(&store)),
         )
     })?;
     let log_queues = log_queues.into_inner().unwrap_or_default();
@@ -332,10 +330,8 @@ fn serve_zones(conf: &std::path::Path) -> Result<(), String> {
         ),
         workers: engine.counters.clone(),
         query_counters,
-        zones: std::sync::Mutex::new(zone_summaries),
-        reload_failed: std::sync::atomic::AtomicU64::new(0),
+        store: std::sync::Arc::clone(&store),
         published: published.clone(),
-        ready: std::sync::atomic::AtomicBool::new(failed == 0),
         healthy: std::sync::atomic::AtomicBool::new(true),
     };
     let state = std::sync::Arc::new(state);
@@ -345,9 +341,10 @@ fn serve_zones(conf: &std::path::Path) -> Result<(), String> {
     eprintln!("ringdns: serving on {} (UDP and TCP)", addresses.join(", "));
     service::notify_systemd("READY=1");
     slowpath::reload::start_watch(&config);
+    slowpath::secondary::start(&store, &storage);
     loop {
         match service::wait_for_signal(&signals) {
-            libc::SIGHUP => slowpath::reload::reload(&config, &published, &state, &mut served),
+            libc::SIGHUP => slowpath::reload::reload(&config, &store),
             signal => {
                 eprintln!("ringdns: signal {signal}: shutting down");
                 // Unhealthy first, so anyone told we are stopping sees it.
@@ -364,6 +361,83 @@ fn serve_zones(conf: &std::path::Path) -> Result<(), String> {
             }
         }
     }
+}
+
+/// The zones to serve, as the slow path keeps them: file zones loaded now
+/// (a failed one is kept, unloaded, to answer SERVFAIL), secondary zones
+/// from their copy on disk when it has not expired. Returns them and how
+/// many file zones failed.
+fn served_zones(
+    config: &config::Config,
+    storage: &std::path::Path,
+) -> (Vec<slowpath::zones::ServedZone>, usize) {
+    use slowpath::zones::{JOURNAL_BYTES_MAX, ServedZone, Source, storage_file};
+    let journal = |origin_text: &str, peers: &[config::TransferPeer], serial: u32| {
+        if peers.is_empty() {
+            // Nobody may transfer the zone: no IXFR to serve.
+            slowpath::journal::Journal::in_memory(0)
+        } else {
+            if let Err(error) = std::fs::create_dir_all(storage) {
+                eprintln!(
+                    "ringdns: warning: cannot create the storage directory {}: {error}",
+                    storage.display()
+                );
+            }
+            let path = storage_file(storage, origin_text, "journal");
+            slowpath::journal::Journal::open(path, JOURNAL_BYTES_MAX, serial)
+        }
+    };
+    let loaded = server::load_zones(&server::zone_sources(config));
+    let failed = server::report_zones(&loaded, true);
+    let mut served = Vec::new();
+    for loaded in loaded {
+        let origin_text = loaded.source.origin_text;
+        let (transfer_to, tsig_required) = server::transfer_settings(config, &origin_text);
+        let zone = loaded.zone.ok();
+        let serial = zone.as_ref().map_or(0, ringdns::zone::Zone::serial);
+        served.push(ServedZone {
+            journal: journal(&origin_text, &transfer_to, serial),
+            origin: loaded.source.origin,
+            source: Source::File(loaded.source.path),
+            zone: zone.map(std::sync::Arc::new),
+            origin_text,
+            transfer_to,
+            tsig_required,
+        });
+    }
+    let now = slowpath::xfr_out::now_unix();
+    for (origin_text, origin, secondary) in server::secondary_sources(config) {
+        let (transfer_to, tsig_required) = server::transfer_settings(config, &origin_text);
+        let zone = match slowpath::secondary::load_persisted(storage, &origin, &origin_text) {
+            Some((zone, refreshed_at))
+                if !slowpath::secondary::is_expired(&zone, &secondary, refreshed_at, now) =>
+            {
+                eprintln!(
+                    "ringdns: secondary {origin_text}: serving serial {} from disk until the primary is checked",
+                    zone.serial()
+                );
+                Some(zone)
+            }
+            Some(_) => {
+                eprintln!(
+                    "ringdns: secondary {origin_text}: the copy on disk has expired; answering SERVFAIL until a transfer"
+                );
+                None
+            }
+            None => None,
+        };
+        let serial = zone.as_ref().map_or(0, ringdns::zone::Zone::serial);
+        served.push(ServedZone {
+            journal: journal(&origin_text, &transfer_to, serial),
+            origin,
+            source: Source::Secondary(secondary),
+            zone: zone.map(std::sync::Arc::new),
+            origin_text,
+            transfer_to,
+            tsig_required,
+        });
+    }
+    (served, failed)
 }
 
 /// The bare reflector: the same sockets and engine as `serve`, but each

@@ -101,16 +101,21 @@ pub fn respond(
     if !matches!(reply.query.qclass, rtype::CLASS_IN | rtype::CLASS_ANY) {
         return reply.empty(0, rcode::REFUSED as u16, false);
     }
-    match reply.query.qtype {
-        // Zone transfers need TCP (RFC 5936 §4.2); over TCP they are the
-        // slow path's, which does not serve them yet.
+    let mut qtype = reply.query.qtype;
+    match qtype {
+        // AXFR needs TCP (RFC 5936 §4.2); over TCP the slow path serves
+        // transfers before `respond` is reached.
         rtype::AXFR if transport == Transport::Udp => {
             return reply.empty(0, rcode::NOTIMP as u16, false);
         }
+        // IXFR over UDP (RFC 1995 §2): the current SOA alone, which tells a
+        // client that is behind to ask again over TCP, and one that is
+        // current that nothing changed.
+        rtype::IXFR if transport == Transport::Udp => qtype = rtype::SOA,
         rtype::AXFR | rtype::IXFR => return reply.empty(0, rcode::REFUSED as u16, false),
         _ => {}
     }
-    match table.resolve(reply.query.qname(), reply.query.qtype) {
+    match table.resolve(reply.query.qname(), qtype) {
         Resolution::Answer(answer) => reply.answer(table, answer),
         Resolution::Dname {
             answer,

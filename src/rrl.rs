@@ -115,7 +115,7 @@ fn network(address: IpAddr, ipv4_prefix: u8, ipv6_prefix: u8) -> u128 {
     }
 }
 
-fn within(address: IpAddr, (network_address, prefix): (IpAddr, u8)) -> bool {
+pub fn within(address: IpAddr, (network_address, prefix): (IpAddr, u8)) -> bool {
     match (address, network_address) {
         (IpAddr::V4(_), IpAddr::V4(_)) => {
             network(address, prefix, 0) == network(network_address, prefix, 0)

@@ -7,7 +7,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 
 use crate::compile::{self, AnswerTable, ZoneInput};
-use crate::config::Config;
+use crate::config::{self, Config};
 use crate::wire::name;
 use crate::zone::{self, Zone, ZoneProblem};
 
@@ -39,6 +39,59 @@ pub fn zone_sources(config: &Config) -> Vec<ZoneSource> {
         }
     }
     sources.into_values().collect()
+}
+
+/// Every `secondary` zone: (origin text, origin, its settings).
+pub fn secondary_sources(config: &Config) -> Vec<(String, Vec<u8>, config::SecondaryZones)> {
+    let mut sources: BTreeMap<Vec<u8>, (String, Vec<u8>, config::SecondaryZones)> = BTreeMap::new();
+    for block in &config.servers {
+        for secondary in &block.secondaries {
+            for origin_text in &secondary.zones {
+                let Some(origin) = name::from_text(origin_text) else {
+                    continue;
+                };
+                sources
+                    .entry(origin.clone())
+                    .or_insert_with(|| (origin_text.clone(), origin, secondary.clone()));
+            }
+        }
+    }
+    sources.into_values().collect()
+}
+
+/// Zone `origin_text`'s `transfer { to … }` peers and the query types
+/// `tsig { require … }` wants signed, from every block that names it.
+pub fn transfer_settings(
+    config: &Config,
+    origin_text: &str,
+) -> (Vec<config::TransferPeer>, Vec<Option<u16>>) {
+    let mut peers = Vec::new();
+    let mut required = Vec::new();
+    for block in &config.servers {
+        for transfer in &block.transfers {
+            if transfer.zones.iter().any(|zone| zone == origin_text) {
+                peers.extend(transfer.to.iter().cloned());
+            }
+        }
+        for require in &block.tsig_requires {
+            if require.zones.iter().any(|zone| zone == origin_text) {
+                required.extend(require.qtypes.iter().copied());
+            }
+        }
+    }
+    (peers, required)
+}
+
+/// The process's TSIG keys (`tsig { secret … }`); the config parser has
+/// checked each already.
+pub fn tsig_keys(config: &Config) -> Vec<crate::tsig::Key> {
+    config
+        .tsig_secrets
+        .iter()
+        .filter_map(|secret| {
+            crate::tsig::Key::new(&secret.name, &secret.algorithm, &secret.secret).ok()
+        })
+        .collect()
 }
 
 /// The outcome of loading one zone.

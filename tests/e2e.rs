@@ -251,7 +251,7 @@ fn the_shipped_example_and_the_seed_corefiles() {
     let (code, stdout, stderr) = ringdns(&dir, &["check", "-conf", example]);
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("example.com.: serial"), "{stdout}");
-    // The seed's primary: transfer is not built yet and must say so.
+    // The seed's primary and secondary, unchanged, check clean.
     dir.write(
         "db.kevinmingtarja.com",
         "@ SOA ns1 hm 1 2 3 4 5\n NS ns1\nns1 A 18.140.254.171\n",
@@ -260,11 +260,21 @@ fn the_shipped_example_and_the_seed_corefiles() {
         "Corefile",
         "kevinmingtarja.com {\n    file db.kevinmingtarja.com\n\n    transfer {\n        to 3.89.236.104\n    }\n\n    health :8080\n    prometheus\n    log\n    errors\n}\n",
     );
-    let (code, _, stderr) = ringdns(&dir, &["check"]);
-    assert_eq!(code, 1);
+    let (code, stdout, stderr) = ringdns(&dir, &["check"]);
+    assert_eq!(code, 0, "{stderr}");
     assert!(
-        stderr.contains("Corefile:4: directive 'transfer' is not yet supported"),
-        "{stderr}"
+        stdout.contains("kevinmingtarja.com.: serial 1, 3 records: OK"),
+        "{stdout}"
+    );
+    dir.write(
+        "Corefile",
+        "kevinmingtarja.com {\n    secondary {\n        transfer from 18.140.254.171\n    }\n\n    health :8080\n    prometheus\n    log\n    errors\n}\n",
+    );
+    let (code, stdout, stderr) = ringdns(&dir, &["check"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("kevinmingtarja.com.: secondary of 18.140.254.171:53: OK"),
+        "{stdout}"
     );
 }
 

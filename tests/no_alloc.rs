@@ -111,6 +111,7 @@ fn answering_allocates_nothing() {
             rates: [u32::MAX; 5],
             ..Default::default()
         })),
+        None,
     );
     // A sockaddr_in for 127.0.0.1:5353, as the kernel hands it over.
     let mut peer = (libc::AF_INET as u16).to_ne_bytes().to_vec();

@@ -205,6 +205,12 @@ pub struct Config {
     /// `nsid [DATA]` (RFC 5001) in any block: the identifier replies carry
     /// when a query asks; the host's name when DATA is omitted.
     pub nsid: Option<String>,
+    /// `tsig { secret … }` in any block: the process's TSIG keys.
+    pub tsig_secrets: Vec<TsigSecret>,
+    /// `storage DIR`: where IXFR journals and transferred zones are kept.
+    /// `None`: `$STATE_DIRECTORY` (systemd) or `ringdns-data` beside the
+    /// Corefile.
+    pub storage: Option<PathBuf>,
     /// Non-fatal: e.g. "directive 'health' is not yet supported; ignored".
     pub warnings: Vec<ConfigError>,
 }
@@ -251,6 +257,12 @@ pub struct ServerBlock {
     pub binds: Vec<IpAddr>,
     /// One per `file` directive; no zone appears in two of them.
     pub files: Vec<FileZone>,
+    /// One per `transfer` directive.
+    pub transfers: Vec<TransferZones>,
+    /// One per `secondary` directive; no zone also has a `file`.
+    pub secondaries: Vec<SecondaryZones>,
+    /// `tsig … { require … }`: which query types must be signed, per zone.
+    pub tsig_requires: Vec<TsigRequire>,
     pub log: bool,
     /// Which replies `log` writes (its `class` sub-directive; all by default).
     pub log_classes: LogClasses,
@@ -287,6 +299,63 @@ pub struct FileZone {
     pub line: usize,
     /// The file the directive is written in.
     pub config_file: PathBuf,
+}
+
+/// `transfer [ZONES...] { to ADDR... [key NAME] }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransferZones {
+    pub zones: Vec<String>,
+    pub to: Vec<TransferPeer>,
+    pub line: usize,
+}
+
+/// One `to` address: who may transfer (a network, or anyone), and where
+/// NOTIFY goes (single addresses only).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransferPeer {
+    pub network: IpAddr,
+    pub prefix: u8,
+    /// `*`: every address, IPv4 and IPv6.
+    pub any: bool,
+    /// Where NOTIFY is sent (port 53 unless written).
+    pub notify: Option<std::net::SocketAddr>,
+    /// The TSIG key this peer must sign with (`key NAME`), lowercased with
+    /// a trailing dot.
+    pub key: Option<String>,
+}
+
+impl TransferPeer {
+    pub fn matches(&self, address: IpAddr) -> bool {
+        self.any || crate::rrl::within(address, (self.network, self.prefix))
+    }
+}
+
+/// `secondary [ZONES...] { transfer from ADDR... [key NAME] }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecondaryZones {
+    pub zones: Vec<String>,
+    /// Primaries, tried in order, each with its TSIG key.
+    pub from: Vec<(std::net::SocketAddr, Option<String>)>,
+    /// Clamps on the SOA timers, in seconds.
+    pub refresh_min: u32,
+    pub refresh_max: u32,
+    pub expire_max: u32,
+    pub line: usize,
+}
+
+/// `tsig { secret NAME KEY [ALGORITHM] }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TsigSecret {
+    pub name: String,
+    pub secret: String,
+    pub algorithm: String,
+}
+
+/// `tsig [ZONES...] { require QTYPE...|all }`: `None` in `qtypes` means all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TsigRequire {
+    pub zones: Vec<String>,
+    pub qtypes: Vec<Option<u16>>,
 }
 
 /// Settings of the query engine; every `None` means "choose at start-up".

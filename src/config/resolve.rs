@@ -17,10 +17,13 @@ use super::{
 
 /// The directives ringdns implements, as listed in "unknown directive"
 /// errors.
-const DIRECTIVES: &str = "bind, errors, file, log, engine, prometheus, health, ready, nsid, rrl";
+const DIRECTIVES: &str = "bind, errors, file, log, engine, prometheus, health, ready, nsid, rrl, transfer, secondary, tsig, storage";
 /// CoreDNS directives whose absence would change what is served, so
 /// ignoring them would be wrong.
-const UNSUPPORTED_DIRECTIVES: [&str; 4] = ["transfer", "secondary", "tsig", "reload"];
+const UNSUPPORTED_DIRECTIVES: [&str; 1] = ["reload"];
+
+#[path = "replication.rs"]
+mod replication;
 
 /// The host's name, as `nsid` without DATA uses it.
 fn host_name() -> String {
@@ -63,6 +66,8 @@ pub(super) fn resolve(
         http: HttpEndpoints::default(),
         nsid: None,
         rrl: None,
+        tsig_secrets: Vec::new(),
+        storage: None,
     };
     for line in lines {
         let Some(block) = &line.block else {
@@ -88,6 +93,8 @@ pub(super) fn resolve(
         http,
         nsid,
         rrl,
+        tsig_secrets,
+        storage,
         ..
     } = resolver;
     if servers.is_empty() && errors.is_empty() {
@@ -105,6 +112,8 @@ pub(super) fn resolve(
         http,
         nsid,
         rrl,
+        tsig_secrets,
+        storage,
         warnings,
     }
 }
@@ -120,6 +129,8 @@ struct Resolver<'a> {
     http: HttpEndpoints,
     nsid: Option<String>,
     rrl: Option<crate::rrl::RrlConfig>,
+    tsig_secrets: Vec<super::TsigSecret>,
+    storage: Option<std::path::PathBuf>,
 }
 
 impl Resolver<'_> {
@@ -165,6 +176,9 @@ impl Resolver<'_> {
             keys,
             binds: Vec::new(),
             files: Vec::new(),
+            transfers: Vec::new(),
+            secondaries: Vec::new(),
+            tsig_requires: Vec::new(),
             log: false,
             log_classes: LogClasses::default(),
             errors: false,
@@ -191,6 +205,10 @@ impl Resolver<'_> {
             "health" => self.http_endpoint(line, ":8080", |http| &mut http.health),
             "ready" => self.http_endpoint(line, ":8181", |http| &mut http.ready),
             "rrl" => self.rrl(line),
+            "transfer" => self.transfer(server, line),
+            "secondary" => self.secondary(server, line),
+            "tsig" => self.tsig(server, line),
+            "storage" => self.storage(line),
             "nsid" => {
                 // CoreDNS joins the words; without any, the host's name.
                 let words: Vec<&str> = line.args().iter().map(|word| word.text.as_str()).collect();

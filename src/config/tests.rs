@@ -115,12 +115,8 @@ kevinmingtarja.com {
 ";
 
 #[test]
-fn seed_primary_fails_only_on_transfer() {
-    let (config, errors) = parse(SEED_PRIMARY);
-    assert_eq!(
-        shown(&errors),
-        ["Corefile:4: directive 'transfer' is not yet supported by ringdns"]
-    );
+fn seed_primary_resolves_with_its_transfer() {
+    let config = ok(SEED_PRIMARY);
     assert!(config.warnings.is_empty(), "{:#?}", shown(&config.warnings));
     assert_eq!(config.http.health.unwrap().to_string(), "0.0.0.0:8080");
     assert_eq!(
@@ -128,6 +124,23 @@ fn seed_primary_fails_only_on_transfer() {
         "127.0.0.1:9153"
     );
     assert_eq!(config.http.ready, None);
+    let transfers = &config.servers[0].transfers;
+    assert_eq!(
+        transfers,
+        &[TransferZones {
+            zones: vec!["kevinmingtarja.com.".to_string()],
+            to: vec![TransferPeer {
+                network: ip("3.89.236.104"),
+                prefix: 32,
+                any: false,
+                notify: Some("3.89.236.104:53".parse().unwrap()),
+                key: None,
+            }],
+            line: 4,
+        }]
+    );
+    assert!(transfers[0].to[0].matches(ip("3.89.236.104")));
+    assert!(!transfers[0].to[0].matches(ip("3.89.236.105")));
 }
 
 #[test]
@@ -155,13 +168,66 @@ fn seed_primary_without_transfer_resolves_fully() {
 }
 
 #[test]
-fn seed_secondary_fails_only_on_secondary() {
-    let (config, errors) = parse(SEED_SECONDARY);
-    assert_eq!(
-        shown(&errors),
-        ["Corefile:2: directive 'secondary' is not yet supported by ringdns"]
-    );
+fn seed_secondary_resolves_with_its_primary() {
+    let config = ok(SEED_SECONDARY);
     assert!(config.warnings.is_empty());
+    let secondaries = &config.servers[0].secondaries;
+    assert_eq!(secondaries.len(), 1);
+    assert_eq!(secondaries[0].zones, ["kevinmingtarja.com."]);
+    assert_eq!(
+        secondaries[0].from,
+        [("18.140.254.171:53".parse().unwrap(), None)]
+    );
+}
+
+#[test]
+fn replication_directives_with_ports_keys_networks_and_timers() {
+    let text = "a.org:1053 {\n secondary {\n  transfer from 192.0.2.1:5300 [2001:db8::1]:53 key k1\n  refresh-min 1m\n  expire-max 1h\n }\n transfer {\n  to * \n  to 10.0.0.0/8 key k1.\n }\n tsig {\n  secret k1 c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0\n  require AXFR IXFR\n }\n storage /var/lib/x\n}";
+    let config = ok(text);
+    let server = &config.servers[0];
+    let secondary = &server.secondaries[0];
+    assert_eq!(
+        secondary.from,
+        [
+            ("192.0.2.1:5300".parse().unwrap(), Some("k1.".to_string())),
+            ("[2001:db8::1]:53".parse().unwrap(), Some("k1.".to_string())),
+        ]
+    );
+    assert_eq!((secondary.refresh_min, secondary.expire_max), (60, 3600));
+    let to = &server.transfers[0].to;
+    assert!(to[0].any && to[0].notify.is_none() && to[0].matches(ip("2001:db8::5")));
+    assert_eq!((to[1].prefix, to[1].key.as_deref()), (8, Some("k1.")));
+    assert!(to[1].matches(ip("10.1.2.3")) && !to[1].matches(ip("11.0.0.1")));
+    assert_eq!(config.tsig_secrets.len(), 1);
+    assert_eq!(server.tsig_requires[0].qtypes, [Some(252), Some(251)]);
+    assert_eq!(config.storage, Some(PathBuf::from("/var/lib/x")));
+}
+
+#[test]
+fn replication_directive_errors_name_the_line_and_what_was_expected() {
+    assert_eq!(
+        one_error("a.org {\n transfer {\n  to 300.1.1.1\n }\n}"),
+        "Corefile:3: expected an address like 192.0.2.1, 192.0.2.1:5300 or [2001:db8::1]:5300, got '300.1.1.1'"
+    );
+    assert_eq!(
+        one_error("a.org {\n transfer {\n  to 10.0.0.1 key\n }\n}"),
+        "Corefile:3: expected 'to ADDRESS... key KEYNAME' with one key name last"
+    );
+    assert_eq!(
+        one_error("a.org {\n secondary {\n  refresh-min 1m\n }\n}"),
+        "Corefile:2: expected 'transfer from ADDRESS...' in the secondary block"
+    );
+    assert_eq!(
+        one_error("a.org {\n file db\n secondary {\n  transfer from 192.0.2.1\n }\n}"),
+        "Corefile:3: zone 'a.org.' already gets its data from another 'file' or 'secondary' directive in this block"
+    );
+    assert!(
+        one_error("a.org {\n tsig {\n  secret k1 not*base64\n }\n}").starts_with("Corefile:3: "),
+    );
+    assert_eq!(
+        one_error("a.org {\n transfer b.org {\n  to *\n }\n}"),
+        "Corefile:2: transfer: zone 'b.org.' is not within this server block's zones; expected a zone at or below one of them"
+    );
 }
 
 #[test]
@@ -171,7 +237,7 @@ fn public_parse_str_returns_errors_and_display_format() {
     assert_eq!(
         shown(&errors),
         [
-            "Corefile:7: unknown directive 'fiel'; expected one of: bind, errors, file, log, engine, prometheus, health, ready, nsid, rrl"
+            "Corefile:7: unknown directive 'fiel'; expected one of: bind, errors, file, log, engine, prometheus, health, ready, nsid, rrl, transfer, secondary, tsig, storage"
         ]
     );
     let config = parse_str("a.org {\n file db\n}", Path::new("Corefile")).unwrap();
@@ -461,12 +527,10 @@ fn http_endpoints_take_coredns_defaults_and_addresses() {
 
 #[test]
 fn unsupported_directives_are_errors() {
-    for name in ["transfer", "secondary", "tsig", "reload"] {
-        assert_eq!(
-            one_error(&format!("a.org {{\n {name} x\n}}")),
-            format!("Corefile:2: directive '{name}' is not yet supported by ringdns")
-        );
-    }
+    assert_eq!(
+        one_error("a.org {\n reload x\n}"),
+        "Corefile:2: directive 'reload' is not yet supported by ringdns"
+    );
 }
 
 #[test]

@@ -244,6 +244,23 @@ pub(super) fn listen_address(text: &str) -> Result<std::net::SocketAddr, String>
     Ok(std::net::SocketAddr::new(ip, port))
 }
 
+/// A peer's address `ADDR`, `ADDR:PORT` or `[V6ADDR]:PORT`; `port` when
+/// none is written.
+pub(super) fn peer_address(text: &str, port: u16) -> Result<std::net::SocketAddr, String> {
+    let usage = || {
+        format!(
+            "expected an address like 192.0.2.1, 192.0.2.1:5300 or [2001:db8::1]:5300, got '{text}'"
+        )
+    };
+    if let Ok(ip) = ip_address(text) {
+        return Ok(std::net::SocketAddr::new(ip, port));
+    }
+    let (host, port) = text.rsplit_once(':').ok_or_else(usage)?;
+    let port: u16 = port.parse().map_err(|_| usage())?;
+    let ip = ip_address(host).map_err(|_| usage())?;
+    Ok(std::net::SocketAddr::new(ip, port))
+}
+
 /// A network `ADDR/PREFIX` (or one address, a full-length prefix).
 pub(super) fn cidr(text: &str) -> Result<(IpAddr, u8), String> {
     let usage = || format!("expected a network like 192.0.2.0/24 or 2001:db8::/32, got '{text}'");

@@ -23,6 +23,8 @@ use crate::publish::TableReader;
 use crate::querylog::{LogQueue, LogRecord};
 use crate::respond::{Transport, respond};
 use crate::rrl::{RateLimiter, ResponseKind, Verdict};
+use crate::slowpath::notify;
+use crate::slowpath::zones::ZoneStore;
 use crate::wire::query::Query;
 
 /// What a worker does with each datagram. Generic, so the call is inlined:
@@ -73,6 +75,8 @@ pub struct DnsHandler {
     log: Option<Arc<LogQueue>>,
     /// This worker's response rate limiter, when `rrl` is configured.
     rrl: Option<RateLimiter>,
+    /// Where NOTIFY messages are checked (secondary zones' primaries).
+    zones: Option<Arc<ZoneStore>>,
 }
 
 impl DnsHandler {
@@ -81,6 +85,7 @@ impl DnsHandler {
         counters: Arc<QueryCounters>,
         log: Option<Arc<LogQueue>>,
         rrl: Option<RateLimiter>,
+        zones: Option<Arc<ZoneStore>>,
     ) -> Self {
         DnsHandler {
             reader,
@@ -88,6 +93,7 @@ impl DnsHandler {
             counters,
             log,
             rrl,
+            zones,
         }
     }
 }
@@ -95,11 +101,49 @@ impl DnsHandler {
 impl PacketHandler for DnsHandler {
     #[inline]
     fn handle(&mut self, packet: &[u8], out: &mut [u8], family: Family, peer: Peer<'_>) -> usize {
+        // NOTIFY (opcode 4) is rare control traffic from primaries: checked
+        // against the store's fixed primaries list, no lock taken; the
+        // reply may allocate, queries never do.
+        if packet
+            .get(2)
+            .is_some_and(|flags| (flags >> 3) & 0xF == notify::OPCODE_NOTIFY)
+            && let Some(zones) = &self.zones
+            && let Some(peer) = peer.socket_addr()
+        {
+            return match notify::answer(packet, peer, zones) {
+                Some(reply) if reply.len() <= out.len() => {
+                    out[..reply.len()].copy_from_slice(&reply);
+                    reply.len()
+                }
+                _ => 0,
+            };
+        }
         let started = self.log.as_ref().map(|_| std::time::Instant::now());
         // One atomic load per packet: a newly published table is seen on
         // the next packet, and no lock is ever taken.
         let table = self.reader.load();
         let mut length = respond(&mut self.query, packet, table, Transport::Udp, out);
+        if self.query.qtype == crate::wire::rtype::IXFR
+            && length > 0
+            && let Some(zones) = &self.zones
+            && !peer
+                .socket_addr()
+                .is_some_and(|peer| zones.may_transfer(packet, self.query.qname(), peer))
+        {
+            let opt_len = crate::respond::opt_record_len(&self.query, table);
+            length = error_keeping_opt(out, length, self.query.question_end, opt_len, 9);
+        }
+        if self.query.signed
+            && length > 0
+            && let Some(zones) = &self.zones
+        {
+            let signed = zones.sign_reply(packet, &out[..length]);
+            if signed.len() > out.len() {
+                return 0;
+            }
+            out[..signed.len()].copy_from_slice(&signed);
+            length = signed.len();
+        }
         if length > 0
             && let Some(rrl) = &mut self.rrl
             && let Some(peer) = peer.socket_addr()
@@ -136,6 +180,27 @@ impl PacketHandler for DnsHandler {
         }
         length
     }
+}
+
+/// Rewrites the reply in `out[..length]` as an error with `rcode`: no
+/// records but the OPT record (the last `opt_len` bytes), AA cleared.
+/// Returns the new length.
+fn error_keeping_opt(
+    out: &mut [u8],
+    length: usize,
+    question_end: usize,
+    opt_len: usize,
+    rcode: u8,
+) -> usize {
+    if length < question_end + opt_len || question_end < 12 {
+        return length;
+    }
+    out.copy_within(length - opt_len..length, question_end);
+    out[2] &= !0x04; // AA
+    out[3] = (out[3] & 0xF0) | rcode;
+    out[6..10].fill(0);
+    out[10..12].copy_from_slice(&u16::from(opt_len > 0).to_be_bytes());
+    question_end + opt_len
 }
 
 /// Rewrites a reply in `out` as its truncated form: the header with TC set

@@ -194,6 +194,10 @@ pub struct Snapshot<'a> {
     /// Reloads that left the served zones as they were (an error, or a
     /// zone whose data changed without a newer serial).
     pub reload_failed: u64,
+    /// Transfers and NOTIFYs, when the server has a zone store.
+    pub replication: Option<&'a crate::slowpath::zones::ReplicationCounters>,
+    /// Per zone: bytes in its IXFR journal.
+    pub journals: &'a [(String, u64)],
 }
 
 fn sum(counters: &[&QueryCounters], read: impl Fn(&QueryCounters) -> &AtomicU64) -> u64 {
@@ -361,7 +365,85 @@ pub fn render(snapshot: &Snapshot<'_>) -> String {
             let _ = writeln!(out, "{metric}{{zone=\"{zone}\"}} {value}");
         }
     }
+    family(
+        &mut out,
+        "ringdns_journal_bytes",
+        "gauge",
+        "Bytes in the zone's IXFR journal.",
+    );
+    for (zone, bytes) in snapshot.journals {
+        let _ = writeln!(out, "ringdns_journal_bytes{{zone=\"{zone}\"}} {bytes}");
+    }
+    if let Some(replication) = snapshot.replication {
+        render_replication(&mut out, replication);
+    }
     out
+}
+
+/// Transfers out and in, by type and result, and NOTIFYs both ways.
+fn render_replication(out: &mut String, counters: &crate::slowpath::zones::ReplicationCounters) {
+    let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+    // (name, help, [(labels, value)])
+    type Family<'a> = (&'a str, &'a str, Vec<(&'a str, u64)>);
+    let families: [Family<'_>; 4] = [
+        (
+            "ringdns_transfers_out_total",
+            "Zone transfers served to secondaries, by type and result.",
+            vec![
+                (
+                    "type=\"AXFR\",result=\"success\"",
+                    load(&counters.transfers_out[0]),
+                ),
+                (
+                    "type=\"IXFR\",result=\"success\"",
+                    load(&counters.transfers_out[1]),
+                ),
+                ("result=\"refused\"", load(&counters.transfers_out_refused)),
+                ("result=\"failed\"", load(&counters.transfers_out_failed)),
+            ],
+        ),
+        (
+            "ringdns_transfers_in_total",
+            "Zone transfers from primaries applied or failed, by type.",
+            vec![
+                (
+                    "type=\"AXFR\",result=\"success\"",
+                    load(&counters.transfers_in[0]),
+                ),
+                (
+                    "type=\"IXFR\",result=\"success\"",
+                    load(&counters.transfers_in[1]),
+                ),
+                ("result=\"failed\"", load(&counters.transfers_in_failed)),
+            ],
+        ),
+        (
+            "ringdns_notify_sent_total",
+            "NOTIFY messages sent to secondaries, by result.",
+            vec![
+                ("result=\"acknowledged\"", load(&counters.notifies_sent)),
+                ("result=\"failed\"", load(&counters.notifies_failed)),
+            ],
+        ),
+        (
+            "ringdns_notify_received_total",
+            "NOTIFY messages received, by result.",
+            vec![
+                (
+                    "result=\"accepted\"",
+                    load(&counters.notifies_received)
+                        .saturating_sub(load(&counters.notifies_refused)),
+                ),
+                ("result=\"refused\"", load(&counters.notifies_refused)),
+            ],
+        ),
+    ];
+    for (name, help, series) in families {
+        family(out, name, "counter", help);
+        for (labels, value) in series {
+            let _ = writeln!(out, "{name}{{{labels}}} {value}");
+        }
+    }
 }
 
 #[cfg(test)]
@@ -379,6 +461,8 @@ mod tests {
             counters: &[&first, &second],
             workers: &[(3, 2, 1)],
             zones: &[("example.".to_string(), 7, 12, true)],
+            replication: None,
+            journals: &[],
             table_names: 5,
             reload_failed: 0,
         });

@@ -20,6 +20,7 @@ use hyper_util::rt::TokioIo;
 use crate::engine::WorkerCounters;
 use crate::metrics::{self, QueryCounters, Snapshot};
 use crate::publish::Published;
+use crate::slowpath::zones::ZoneStore;
 
 /// Everything the endpoints report.
 pub struct HttpState {
@@ -28,12 +29,10 @@ pub struct HttpState {
     pub workers: Vec<Arc<WorkerCounters>>,
     /// The workers' query counters, then the TCP path's.
     pub query_counters: Vec<Arc<QueryCounters>>,
-    /// Per zone: (name, serial, records, loaded); replaced on reload.
-    pub zones: std::sync::Mutex<Vec<(String, u32, usize, bool)>>,
-    pub reload_failed: std::sync::atomic::AtomicU64,
+    /// The served zones: their summaries, readiness, reload and
+    /// replication counters.
+    pub store: Arc<ZoneStore>,
     pub published: Published,
-    /// Every zone loaded (a zone that failed keeps this false).
-    pub ready: AtomicBool,
     /// False from SIGTERM on, during `lameduck`.
     pub healthy: AtomicBool,
 }
@@ -163,13 +162,13 @@ fn respond(
             "text/plain",
             "shutting down\n".into(),
         ),
-        Endpoint::Ready if state.ready.load(Ordering::Relaxed) => {
+        Endpoint::Ready if state.store.ready.load(Ordering::Relaxed) => {
             reply(StatusCode::OK, "text/plain", "OK".into())
         }
         Endpoint::Ready => reply(
             StatusCode::SERVICE_UNAVAILABLE,
             "text/plain",
-            "not ready: a zone failed to load\n".into(),
+            "not ready: a zone is not loaded (it failed, or a secondary has no copy yet)\n".into(),
         ),
         Endpoint::Metrics => {
             let counters: Vec<&QueryCounters> =
@@ -185,18 +184,24 @@ fn respond(
                     )
                 })
                 .collect();
-            let zones = state
-                .zones
-                .lock()
-                .map(|zones| zones.clone())
-                .unwrap_or_default();
+            let summaries = state.store.summaries();
+            let zones: Vec<(String, u32, usize, bool)> = summaries
+                .iter()
+                .map(|zone| (zone.name.clone(), zone.serial, zone.records, zone.loaded))
+                .collect();
+            let journals: Vec<(String, u64)> = summaries
+                .iter()
+                .map(|zone| (zone.name.clone(), zone.journal_bytes))
+                .collect();
             let snapshot = Snapshot {
                 server: &state.server_label,
                 counters: &counters,
                 workers: &workers,
                 zones: &zones,
                 table_names: state.published.reader().load().name_count(),
-                reload_failed: state.reload_failed.load(Ordering::Relaxed),
+                reload_failed: state.store.reload_failed.load(Ordering::Relaxed),
+                replication: Some(&state.store.counters),
+                journals: &journals,
             };
             reply(
                 StatusCode::OK,

@@ -3,5 +3,10 @@
 //! published tables like the workers do and never writes one.
 
 pub mod http;
+pub mod journal;
+pub mod notify;
 pub mod reload;
+pub mod secondary;
 pub mod tcp;
+pub mod xfr_out;
+pub mod zones;

@@ -3,8 +3,12 @@
 //! compiles off the fast path and publishes through `publish` in one swap;
 //! it never writes into a published table.
 
-use crate::slowpath::http::HttpState;
-use crate::{config, publish, server};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use crate::slowpath::notify;
+use crate::slowpath::zones::ZoneStore;
+use crate::{config, server, zone};
 
 /// CoreDNS's `file … { reload DURATION }` (default one minute, 0 off):
 /// a thread checks the zone files' modification times at the shortest
@@ -46,73 +50,80 @@ pub fn start_watch(config: &config::Config) {
     }
 }
 
-/// Each zone's served serial and data digest, `None` for a zone that
-/// failed to load.
-pub type ServedVersions = Vec<Option<(u32, u64)>>;
-
-pub fn served_versions(zones: &[server::LoadedZone]) -> ServedVersions {
-    zones
-        .iter()
-        .map(|loaded| {
-            loaded
-                .zone
-                .as_ref()
-                .ok()
-                .map(|zone| (zone.serial(), zone.digest()))
-        })
-        .collect()
-}
-
 /// SIGHUP: loads every zone file again, off the fast path, and publishes
-/// the new table in one atomic swap. All or nothing: if a zone file has an
-/// error, or a zone's data changed without a newer serial (RFC 1982),
-/// nothing is published and the served zones stay as they were, as Knot
-/// and CoreDNS keep a zone whose serial did not move.
-pub fn reload(
-    config: &config::Config,
-    published: &publish::Published,
-    state: &HttpState,
-    served: &mut ServedVersions,
-) {
+/// one new table for all zones that changed. Zone by zone: a file with an
+/// error, or whose data changed without a newer serial (RFC 1982), keeps
+/// its zone as it was served (as Knot and CoreDNS keep a zone whose serial
+/// did not move), with the reason logged and counted; the other zones
+/// still reload. Each changed zone's difference goes into its journal and
+/// its secondaries are sent NOTIFY.
+pub fn reload(config: &config::Config, store: &Arc<ZoneStore>) {
     eprintln!("ringdns: SIGHUP: reloading zones");
-    let zones = server::load_zones(&server::zone_sources(config));
-    let refuse = |reason: &str| {
-        eprintln!("ringdns: reload refused: {reason}; still serving the previous zones");
-        state
-            .reload_failed
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    };
-    if server::report_zones(&zones, false) > 0 {
-        return refuse("a zone has errors");
-    }
-    let fresh = served_versions(&zones);
-    if fresh == *served {
-        eprintln!("ringdns: reload: no zone changed");
-        return;
-    }
-    for ((loaded, new), old) in zones.iter().zip(&fresh).zip(served.iter()) {
-        if let (Some((new_serial, new_digest)), Some((old_serial, old_digest))) = (new, old)
-            && new_digest != old_digest
-            && !crate::zone::serial_is_newer(*new_serial, *old_serial)
-        {
-            let zone = &loaded.source.origin_text;
-            return refuse(&format!(
-                "zone {zone} changed but its serial {new_serial} is not newer than {old_serial}"
-            ));
+    let loaded = server::load_zones(&server::zone_sources(config));
+    server::report_zones(&loaded, false);
+    let mut notifies = Vec::new();
+    let mut changed = 0;
+    {
+        let mut zones = store.lock();
+        for loaded in loaded {
+            let Some(index) = zones
+                .iter()
+                .position(|served| served.origin == loaded.source.origin)
+            else {
+                continue; // a zone added to the Corefile needs a restart
+            };
+            let origin_text = &loaded.source.origin_text;
+            let old = zones[index].zone.clone();
+            let refuse = |reason: String| {
+                eprintln!(
+                    "ringdns: zone {origin_text}: reload refused: {reason}; still serving {}",
+                    old.as_ref()
+                        .map_or("nothing (SERVFAIL)".to_string(), |zone| format!(
+                            "serial {}",
+                            zone.serial()
+                        ))
+                );
+                store.reload_failed.fetch_add(1, Ordering::Relaxed);
+            };
+            let new = match loaded.zone {
+                Ok(new) => new,
+                Err(problems) => {
+                    refuse(format!(
+                        "{} error(s) in {}",
+                        problems.len(),
+                        loaded.source.path.display()
+                    ));
+                    continue;
+                }
+            };
+            if let Some(old) = &old {
+                if old.digest() == new.digest() {
+                    continue;
+                }
+                if !zone::serial_is_newer(new.serial(), old.serial()) {
+                    refuse(format!(
+                        "the data changed but serial {} is not newer than {}",
+                        new.serial(),
+                        old.serial()
+                    ));
+                    continue;
+                }
+            }
+            eprintln!(
+                "ringdns: zone {origin_text}: reloaded serial {}",
+                new.serial()
+            );
+            notifies.extend(store.replace(&mut zones, index, new, None));
+            changed += 1;
+        }
+        if changed > 0 {
+            store.publish(&zones);
         }
     }
-    let table = server::compile_zones(&zones, config.nsid.as_deref());
-    let summaries = server::zone_summaries(&zones);
-    drop(zones);
-    published.publish(table);
-    if let Ok(mut zones) = state.zones.lock() {
-        *zones = summaries;
+    if changed == 0 {
+        eprintln!("ringdns: reload: no zone changed");
+    } else {
+        eprintln!("ringdns: reloaded {changed} zone(s)");
     }
-    state
-        .ready
-        .store(true, std::sync::atomic::Ordering::Relaxed);
-    *served = fresh;
-    // SAFETY: mi_collect only walks mimalloc's own heap structures.
-    unsafe { libmimalloc_sys::mi_collect(true) };
-    eprintln!("ringdns: reloaded {} zone(s)", served.len());
+    notify::send_all(notifies, store);
 }

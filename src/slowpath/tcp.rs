@@ -18,6 +18,8 @@ use crate::metrics::{self, Family, Proto, QueryCounters};
 use crate::publish::Published;
 use crate::querylog::LogQueue;
 use crate::respond::{TCP_MESSAGE_LEN_MAX, Transport, respond};
+use crate::slowpath::zones::ZoneStore;
+use crate::slowpath::{notify, xfr_out};
 use crate::wire::query::Query;
 
 #[derive(Clone, Debug)]
@@ -57,6 +59,7 @@ struct Occupancy {
 pub fn start(
     listen: &[SocketAddr],
     published: &Published,
+    store: Arc<ZoneStore>,
     options: &TcpOptions,
     counters: Arc<QueryCounters>,
     log: Option<Arc<LogQueue>>,
@@ -74,13 +77,14 @@ pub fn start(
     let open = Arc::new(Mutex::new(Occupancy::default()));
     for listener in listeners {
         let published = published.clone();
+        let store = Arc::clone(&store);
         let options = options.clone();
         let open = Arc::clone(&open);
         let counters = Arc::clone(&counters);
         let log = log.clone();
         std::thread::Builder::new()
             .name("tcp-accept".into())
-            .spawn(move || accept_loop(listener, published, options, open, counters, log))?;
+            .spawn(move || accept_loop(listener, published, store, options, open, counters, log))?;
     }
     Ok(())
 }
@@ -103,6 +107,7 @@ fn bind_tcp(address: SocketAddr) -> io::Result<TcpListener> {
 fn accept_loop(
     listener: TcpListener,
     published: Published,
+    store: Arc<ZoneStore>,
     options: TcpOptions,
     open: Arc<Mutex<Occupancy>>,
     counters: Arc<QueryCounters>,
@@ -131,6 +136,7 @@ fn accept_loop(
             *occupancy.by_address.entry(address).or_default() += 1;
         }
         let published = published.clone();
+        let store = Arc::clone(&store);
         let open_for_connection = Arc::clone(&open);
         let options_for_connection = options.clone();
         let release = move || {
@@ -161,6 +167,7 @@ fn accept_loop(
                     family,
                     peer,
                     log: log.as_deref(),
+                    store: &store,
                 };
                 let _ = serve_connection(stream, &published, &options_for_connection, &context);
                 release();
@@ -196,6 +203,22 @@ fn serve_connection(
         read_before(&mut stream, &mut length[1..], deadline)?;
         let length = u16::from_be_bytes(length) as usize;
         read_before(&mut stream, &mut message[..length], deadline)?;
+        let request = &message[..length];
+        // Transfers and NOTIFY are the slow path's own business.
+        if xfr_out::is_transfer_request(request) {
+            // A transfer may take long to send: the client gets the idle
+            // timeout per message written, not per transfer.
+            xfr_out::serve(request, context.peer, context.store, &mut |reply| {
+                write_framed(&mut stream, reply)
+            })?;
+            continue;
+        }
+        if notify::is_notify(request) {
+            if let Some(reply) = notify::answer(request, context.peer, context.store) {
+                write_framed(&mut stream, &reply)?;
+            }
+            continue;
+        }
         let started = Instant::now();
         let table = reader.load();
         let reply_length = respond(
@@ -207,6 +230,17 @@ fn serve_connection(
         );
         if reply_length == 0 {
             continue;
+        }
+        let mut reply_length = reply_length;
+        if query.signed {
+            let signed = context
+                .store
+                .sign_reply(request, &reply[2..2 + reply_length]);
+            if signed.len() > TCP_MESSAGE_LEN_MAX {
+                continue;
+            }
+            reply[2..2 + signed.len()].copy_from_slice(&signed);
+            reply_length = signed.len();
         }
         let edns = query.edns;
         let sent = &reply[2..2 + reply_length];
@@ -237,12 +271,23 @@ fn serve_connection(
     }
 }
 
+/// Writes one DNS message with its two-byte length prefix.
+fn write_framed(stream: &mut TcpStream, message: &[u8]) -> io::Result<()> {
+    let length = u16::try_from(message.len())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "message too long"))?;
+    let mut framed = Vec::with_capacity(2 + message.len());
+    framed.extend_from_slice(&length.to_be_bytes());
+    framed.extend_from_slice(message);
+    stream.write_all(&framed)
+}
+
 /// What a connection's thread reports to.
 struct Connection<'a> {
     counters: &'a QueryCounters,
     family: Family,
     peer: SocketAddr,
     log: Option<&'a LogQueue>,
+    store: &'a ZoneStore,
 }
 
 /// Fills `buffer` from `stream`, failing with TimedOut at `deadline`

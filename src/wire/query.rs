@@ -11,6 +11,7 @@ use super::name::NAME_LEN_MAX;
 
 pub const HEADER_LEN: usize = 12;
 pub const TYPE_OPT: u16 = 41;
+pub const TYPE_TSIG: u16 = 250;
 
 /// EDNS parameters of a query (RFC 6891 §6.1.3).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -54,6 +55,9 @@ pub struct Query {
     pub qtype: u16,
     pub qclass: u16,
     pub edns: Option<Edns>,
+    /// The query carries a TSIG record (RFC 8945): its reply must be
+    /// signed, which the slow path's keys do.
+    pub signed: bool,
 }
 
 /// Why a packet is not a query we answer normally.
@@ -79,6 +83,7 @@ impl Default for Query {
             qtype: 0,
             qclass: 0,
             edns: None,
+            signed: false,
         }
     }
 }
@@ -103,6 +108,7 @@ impl Query {
         self.id = u16::from_be_bytes([header[0], header[1]]);
         self.flags = u16::from_be_bytes([header[2], header[3]]);
         self.edns = None;
+        self.signed = false;
         self.question_end = HEADER_LEN;
         if self.flags & 0x8000 != 0 {
             return Err(Malformed::Drop);
@@ -164,6 +170,7 @@ impl Query {
                     nsid_requested: nsid_option(rdata).ok_or(form_err)?,
                 });
             }
+            self.signed |= record.rtype == TYPE_TSIG;
             position = record.next;
         }
         if self.opcode() != 0 {

@@ -61,3 +61,10 @@ pub fn additional_target(rtype: u16, rdata: &[u8]) -> Option<&[u8]> {
 pub fn to_text(rtype: u16) -> String {
     domain::base::iana::Rtype::from_int(rtype).to_string()
 }
+
+/// A record type from its name ("AXFR", "aaaa", "TYPE65400").
+pub fn from_text(text: &str) -> Option<u16> {
+    text.parse::<domain::base::iana::Rtype>()
+        .ok()
+        .map(|rtype| rtype.to_int())
+}

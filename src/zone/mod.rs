@@ -6,6 +6,7 @@
 //! and the checks kzonecheck and named-checkzone make. It knows nothing of
 //! answers, sockets or the fast path.
 
+mod diff;
 mod generate;
 mod load;
 mod rdata_text;
@@ -16,6 +17,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 
+pub use diff::{Record, ZoneDiff, apply, apply_all, diff, from_records, records};
 pub use load::{Loaded, load_file, load_text};
 
 /// One problem found in zone data, with where it is.
@@ -87,6 +89,12 @@ impl Zone {
 /// arithmetic (32-bit, with wrap-around).
 pub fn serial_is_newer(new: u32, old: u32) -> bool {
     (new.wrapping_sub(old) as i32) > 0
+}
+
+/// The SOA fields of `zone`'s apex SOA.
+pub fn soa_fields_of(zone: &Zone) -> Option<SoaFields> {
+    let soa = zone.rrset(&zone.origin, crate::wire::rtype::SOA)?;
+    soa_fields(soa.rdatas.first()?)
 }
 
 /// The fixed fields at the end of SOA RDATA (RFC 1035 §3.3.13).

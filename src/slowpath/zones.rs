@@ -1,0 +1,478 @@
+//! The served zones as the slow path knows them: each zone's parsed data,
+//! where it comes from (a file, or a primary), its IXFR journal and who may
+//! transfer it. Every change of a zone — a file reload, a transfer in, an
+//! expiry — goes through [`ZoneStore`], which records the difference in the
+//! journal, compiles a new answer table for all zones and publishes it in
+//! one swap, then says which secondaries to NOTIFY. The fast path never
+//! sees this store; it only sees the tables published from it.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::SyncSender;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+
+use crate::compile::{self, ZoneInput};
+use crate::config::{self, TransferPeer};
+use crate::publish::Published;
+use crate::slowpath::journal::Journal;
+use crate::tsig;
+use crate::wire::name;
+use crate::zone::{self, Zone, ZoneDiff};
+
+/// Journals are trimmed to this many bytes per zone (oldest changes first).
+pub const JOURNAL_BYTES_MAX: u64 = 64 << 20;
+
+/// Where a zone's data comes from.
+#[derive(Clone, Debug)]
+pub enum Source {
+    File(PathBuf),
+    Secondary(config::SecondaryZones),
+}
+
+/// One zone as the slow path holds it.
+pub struct ServedZone {
+    /// Apex in presentation format, e.g. "example.com.".
+    pub origin_text: String,
+    pub origin: Vec<u8>,
+    pub source: Source,
+    /// The version served now; `None` while a file zone has never loaded,
+    /// a secondary has no copy yet, or its copy expired (SERVFAIL).
+    pub zone: Option<Arc<Zone>>,
+    pub journal: Journal,
+    /// `transfer { to … }`: who may transfer the zone, who is notified.
+    pub transfer_to: Vec<TransferPeer>,
+    /// Query types that must be TSIG-signed (`tsig { require … }`);
+    /// `None` stands for every type.
+    pub tsig_required: Vec<Option<u16>>,
+}
+
+/// Counters of the replication traffic, for `/metrics`.
+#[derive(Default)]
+pub struct ReplicationCounters {
+    /// [AXFR, IXFR] transfers out that were sent whole.
+    pub transfers_out: [AtomicU64; 2],
+    /// Transfers out refused (ACL, TSIG) or failed mid-stream.
+    pub transfers_out_refused: AtomicU64,
+    pub transfers_out_failed: AtomicU64,
+    /// [AXFR, IXFR] transfers in applied.
+    pub transfers_in: [AtomicU64; 2],
+    pub transfers_in_failed: AtomicU64,
+    pub notifies_sent: AtomicU64,
+    pub notifies_failed: AtomicU64,
+    pub notifies_received: AtomicU64,
+    pub notifies_refused: AtomicU64,
+}
+
+pub fn count(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+/// A zone's origin, `transfer` peers and `tsig require` query types.
+type TransferAcl = (Vec<u8>, Vec<TransferPeer>, Vec<Option<u16>>);
+
+/// A primary's address and the TSIG key its messages must carry.
+pub type Primary = (SocketAddr, Option<String>);
+
+/// What `/metrics` shows of one zone.
+#[derive(Clone, Debug)]
+pub struct ZoneSummary {
+    pub name: String,
+    pub serial: u32,
+    pub records: usize,
+    pub loaded: bool,
+    pub journal_bytes: u64,
+}
+
+/// Every served zone, behind one lock taken only by the slow path.
+pub struct ZoneStore {
+    zones: Mutex<Vec<ServedZone>>,
+    published: Published,
+    nsid: Option<String>,
+    /// The `tsig` secrets of the whole process.
+    pub keys: Vec<tsig::Key>,
+    pub counters: ReplicationCounters,
+    pub reload_failed: AtomicU64,
+    /// Every zone has data (a secondary counts once it has a copy).
+    pub ready: AtomicBool,
+    summaries: Mutex<Vec<ZoneSummary>>,
+    /// Each secondary zone's primaries (with the key each must sign
+    /// with), fixed while serving, so NOTIFY checks need no lock.
+    primaries: Vec<(Vec<u8>, Vec<Primary>)>,
+    /// Each zone's transfer ACL and TSIG requirements, fixed while serving,
+    /// so a worker can check an IXFR over UDP without a lock.
+    acls: Vec<TransferAcl>,
+    /// Wakes a secondary zone's refresh thread; set once they start.
+    refresh_wakers: OnceLock<Vec<(Vec<u8>, SyncSender<()>)>>,
+}
+
+/// What a transfer out needs, copied out of the store so the lock is not
+/// held while a slow client reads.
+pub struct TransferView {
+    pub origin: Vec<u8>,
+    pub origin_text: String,
+    pub zone: Option<Arc<Zone>>,
+    /// The journal's differences from the client's serial to now (IXFR),
+    /// `None` when the journal does not reach back.
+    pub changes: Option<Vec<ZoneDiff>>,
+    pub transfer_to: Vec<TransferPeer>,
+    pub tsig_required: Vec<Option<u16>>,
+}
+
+impl ZoneStore {
+    /// The store for `zones`, publishing into `published` from now on.
+    pub fn new(
+        zones: Vec<ServedZone>,
+        published: Published,
+        nsid: Option<String>,
+        keys: Vec<tsig::Key>,
+    ) -> ZoneStore {
+        let primaries = zones
+            .iter()
+            .filter_map(|served| match &served.source {
+                Source::Secondary(secondary) => {
+                    Some((served.origin.clone(), secondary.from.clone()))
+                }
+                Source::File(_) => None,
+            })
+            .collect();
+        let acls = zones
+            .iter()
+            .map(|served| {
+                (
+                    served.origin.clone(),
+                    served.transfer_to.clone(),
+                    served.tsig_required.clone(),
+                )
+            })
+            .collect();
+        let store = ZoneStore {
+            primaries,
+            acls,
+            refresh_wakers: OnceLock::new(),
+            zones: Mutex::new(zones),
+            published,
+            nsid,
+            keys,
+            counters: ReplicationCounters::default(),
+            reload_failed: AtomicU64::new(0),
+            ready: AtomicBool::new(false),
+            summaries: Mutex::new(Vec::new()),
+        };
+        store.refresh_status(&store.lock());
+        store
+    }
+
+    pub fn lock(&self) -> MutexGuard<'_, Vec<ServedZone>> {
+        self.zones
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn summaries(&self) -> Vec<ZoneSummary> {
+        self.summaries
+            .lock()
+            .map(|summaries| summaries.clone())
+            .unwrap_or_default()
+    }
+
+    /// Compiles every zone into a new table and publishes it.
+    pub fn publish(&self, zones: &[ServedZone]) {
+        let inputs: Vec<ZoneInput<'_>> = zones
+            .iter()
+            .map(|served| match &served.zone {
+                Some(zone) => ZoneInput::Loaded(zone),
+                None => ZoneInput::Failed {
+                    origin: served.origin.clone(),
+                },
+            })
+            .collect();
+        let mut table = compile::compile(&inputs);
+        if let Some(nsid) = &self.nsid {
+            table.set_nsid(nsid.as_bytes());
+        }
+        self.published.publish(table);
+        self.refresh_status(zones);
+        // SAFETY: mi_collect only walks mimalloc's own heap structures.
+        unsafe { libmimalloc_sys::mi_collect(false) };
+    }
+
+    fn refresh_status(&self, zones: &[ServedZone]) {
+        let summaries = zones
+            .iter()
+            .map(|served| ZoneSummary {
+                name: served.origin_text.clone(),
+                serial: served.zone.as_ref().map_or(0, |zone| zone.serial()),
+                records: served.zone.as_ref().map_or(0, |zone| zone.record_count()),
+                loaded: served.zone.is_some(),
+                journal_bytes: served.journal.encoded_bytes(),
+            })
+            .collect::<Vec<_>>();
+        self.ready
+            .store(summaries.iter().all(|zone| zone.loaded), Ordering::Relaxed);
+        if let Ok(mut current) = self.summaries.lock() {
+            *current = summaries;
+        }
+    }
+
+    /// Replaces the data of zone `index` by `new` (already validated, with
+    /// a newer serial), recording the difference in its journal, and
+    /// returns where to send NOTIFY. The caller publishes.
+    pub fn replace(
+        &self,
+        zones: &mut [ServedZone],
+        index: usize,
+        new: Zone,
+        diff: Option<ZoneDiff>,
+    ) -> Vec<Notify> {
+        let Some(served) = zones.get_mut(index) else {
+            return Vec::new();
+        };
+        let diff = diff.or_else(|| served.zone.as_deref().map(|old| zone::diff(old, &new)));
+        match diff {
+            Some(diff) => {
+                if let Err(error) = served.journal.append(diff) {
+                    eprintln!(
+                        "ringdns: warning: zone {}: cannot write the journal: {error}",
+                        served.origin_text
+                    );
+                }
+            }
+            None => served.journal.clear(),
+        }
+        let serial = new.serial();
+        served.zone = Some(Arc::new(new));
+        notifications(served, serial, &self.keys)
+    }
+
+    /// The copy of zone `origin` a transfer to a client at `serial` (IXFR)
+    /// or from scratch (AXFR, `serial` None) needs.
+    pub fn transfer_view(&self, origin: &[u8], serial: Option<u32>) -> Option<TransferView> {
+        let zones = self.lock();
+        let served = zones.iter().find(|served| served.origin == origin)?;
+        Some(TransferView {
+            origin: served.origin.clone(),
+            origin_text: served.origin_text.clone(),
+            zone: served.zone.clone(),
+            changes: serial.and_then(|serial| {
+                served
+                    .journal
+                    .changes_since(serial)
+                    .map(|diffs| diffs.to_vec())
+            }),
+            transfer_to: served.transfer_to.clone(),
+            tsig_required: served.tsig_required.clone(),
+        })
+    }
+
+    /// Signs `reply`, the answer to the TSIG-signed query `request`, with
+    /// the query's key (RFC 8945 §5.3); a query whose signature does not
+    /// verify gets NOTAUTH with the TSIG error instead. Returns the reply
+    /// to send. Runs for signed queries only, so their allocation never
+    /// touches ordinary queries.
+    pub fn sign_reply(&self, request: &[u8], reply: &[u8]) -> Vec<u8> {
+        let now = crate::slowpath::xfr_out::now_unix();
+        let mut signed = reply.to_vec();
+        match tsig::check_request(request, &self.keys, now) {
+            tsig::RequestCheck::Valid { key, mac, .. } => {
+                if let Some(key) = self.keys.get(key) {
+                    tsig::sign_response(&mut signed, key, &mac, now);
+                }
+            }
+            tsig::RequestCheck::Invalid(invalid) => {
+                let Some(header) = crate::wire::message::Header::read(request) else {
+                    return Vec::new();
+                };
+                signed = crate::slowpath::xfr_out::error_reply(request, &header, tsig::NOTAUTH);
+                tsig::append_error(&mut signed, &invalid, &self.keys, now);
+            }
+            tsig::RequestCheck::Unsigned | tsig::RequestCheck::Malformed => {}
+        }
+        signed
+    }
+
+    /// May `peer` see zone `qname`'s IXFR answer over UDP (the current SOA)?
+    /// The same rules as transfers over TCP: the address must be in the
+    /// zone's `transfer` list, signed with its key when one is named. Knot
+    /// and NSD answer others NOTAUTH.
+    pub fn may_transfer(&self, request: &[u8], qname: &[u8], peer: SocketAddr) -> bool {
+        let Some((_, transfer_to, tsig_required)) =
+            self.acls.iter().find(|(origin, _, _)| origin == qname)
+        else {
+            return false;
+        };
+        let key_name =
+            match tsig::check_request(request, &self.keys, crate::slowpath::xfr_out::now_unix()) {
+                tsig::RequestCheck::Valid { key, .. } => {
+                    self.keys.get(key).map(|key| key.name.as_slice())
+                }
+                tsig::RequestCheck::Unsigned => None,
+                _ => return false,
+            };
+        crate::slowpath::xfr_out::permission(
+            transfer_to,
+            tsig_required,
+            peer,
+            key_name,
+            crate::wire::rtype::IXFR,
+        )
+        .is_ok()
+    }
+
+    /// Called once the secondary zones' refresh threads run.
+    pub fn set_refresh_wakers(&self, wakers: Vec<(Vec<u8>, SyncSender<()>)>) {
+        let _ = self.refresh_wakers.set(wakers);
+    }
+
+    /// Checks a NOTIFY for `zone` from `peer` (signed with `key_name`) and
+    /// wakes the zone's refresh thread when it is from a primary.
+    /// Repeated NOTIFYs coalesce: the waker holds at most one wake-up.
+    pub fn accept_notify(
+        &self,
+        zone: &[u8],
+        peer: SocketAddr,
+        key_name: Option<&[u8]>,
+    ) -> Result<(), (u8, String)> {
+        let zone_text = name::to_text(zone);
+        let Some((_, primaries)) = self.primaries.iter().find(|(origin, _)| origin == zone) else {
+            return Err((
+                crate::respond::rcode::REFUSED,
+                format!("{zone_text} is not a secondary zone here"),
+            ));
+        };
+        let Some((_, required_key)) = primaries
+            .iter()
+            .find(|(primary, _)| primary.ip() == peer.ip())
+        else {
+            return Err((
+                crate::respond::rcode::REFUSED,
+                format!("{} is not a primary of {zone_text}", peer.ip()),
+            ));
+        };
+        if let Some(required) = required_key {
+            let wire = name::from_text(required).unwrap_or_default();
+            if key_name != Some(wire.as_slice()) {
+                return Err((
+                    tsig::NOTAUTH,
+                    format!("the NOTIFY is not signed with key {required}"),
+                ));
+            }
+        }
+        if let Some(wakers) = self.refresh_wakers.get()
+            && let Some((_, waker)) = wakers.iter().find(|(origin, _)| origin == zone)
+        {
+            let _ = waker.try_send(());
+        }
+        Ok(())
+    }
+
+    pub fn key(&self, name_text: &str) -> Option<&tsig::Key> {
+        let wire = name::from_text(name_text)?;
+        self.keys.iter().find(|key| key.name == wire)
+    }
+}
+
+/// One NOTIFY to send: zone, serial, to whom, signed with which key.
+#[derive(Clone, Debug)]
+pub struct Notify {
+    pub origin: Vec<u8>,
+    pub origin_text: String,
+    pub serial: u32,
+    pub to: SocketAddr,
+    pub key: Option<tsig::Key>,
+}
+
+fn notifications(served: &ServedZone, serial: u32, keys: &[tsig::Key]) -> Vec<Notify> {
+    served
+        .transfer_to
+        .iter()
+        .filter_map(|peer| {
+            let to = peer.notify?;
+            let key = peer.key.as_ref().and_then(|key_name| {
+                let wire = name::from_text(key_name)?;
+                keys.iter().find(|key| key.name == wire).cloned()
+            });
+            Some(Notify {
+                origin: served.origin.clone(),
+                origin_text: served.origin_text.clone(),
+                serial,
+                to,
+                key,
+            })
+        })
+        .collect()
+}
+
+/// The transfer ACL entry that lets `address` transfer, if any (the first
+/// that matches, as written).
+pub fn transfer_peer(peers: &[TransferPeer], address: IpAddr) -> Option<&TransferPeer> {
+    peers.iter().find(|peer| peer.matches(address))
+}
+
+/// The directory for journals and transferred zones: `storage DIR`, else
+/// systemd's `$STATE_DIRECTORY`, else `ringdns-data` beside the Corefile.
+pub fn storage_directory(config: &config::Config, corefile: &Path) -> PathBuf {
+    if let Some(directory) = &config.storage {
+        return directory.clone();
+    }
+    if let Some(directory) = std::env::var_os("STATE_DIRECTORY")
+        && !directory.is_empty()
+    {
+        // systemd may list several, separated by ':'; the first is ours.
+        let first = directory
+            .to_string_lossy()
+            .split(':')
+            .next()
+            .unwrap_or("")
+            .to_string();
+        return PathBuf::from(first);
+    }
+    corefile
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join("ringdns-data")
+}
+
+/// A file name for zone `origin_text` inside the storage directory: the
+/// name without its final dot ("root" for the root), with anything but
+/// letters, digits, '-', '_' and '.' replaced, so no name can escape.
+pub fn storage_file(directory: &Path, origin_text: &str, extension: &str) -> PathBuf {
+    let trimmed = origin_text.trim_end_matches('.');
+    let base: String = if trimmed.is_empty() {
+        "root".to_string()
+    } else {
+        trimmed
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                    c.to_ascii_lowercase()
+                } else {
+                    '_'
+                }
+            })
+            .collect()
+    };
+    directory.join(format!("{base}.{extension}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn storage_files_stay_inside_the_directory() {
+        let directory = Path::new("/var/lib/ringdns");
+        assert_eq!(
+            storage_file(directory, "Example.COM.", "journal"),
+            Path::new("/var/lib/ringdns/example.com.journal")
+        );
+        assert_eq!(
+            storage_file(directory, ".", "zone"),
+            Path::new("/var/lib/ringdns/root.zone")
+        );
+        assert_eq!(
+            storage_file(directory, "a/../b\\.c.", "zone"),
+            Path::new("/var/lib/ringdns/a_.._b_.c.zone")
+        );
+    }
+}

@@ -1,0 +1,503 @@
+//! Replication end to end, with real peers on loopback: ringdns as the
+//! primary of Knot DNS and BIND secondaries (AXFR, then IXFR after an edit
+//! of the zone file, triggered by NOTIFY; with TSIG; a wrong key refused; a
+//! bad edit kept out), the IXFR journal across a restart, and ringdns as
+//! the secondary of Knot and of ringdns.
+
+mod common;
+
+use std::ffi::OsStr;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{ServerProcess, TempDir, free_port, require_tool};
+
+const ZONE: &str = "example.com.";
+const KEY_NAME: &str = "transfer-key.";
+const KEY_SECRET: &str = "c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0MTI=";
+const WRONG_SECRET: &str = "d3Jvbmd3cm9uZ3dyb25nd3Jvbmd3cm9uZ3dyb25nMTI=";
+
+fn zone_text(serial: u32, extra: &str) -> String {
+    format!(
+        "$ORIGIN example.com.\n$TTL 300\n\
+         @ IN SOA ns1 hostmaster {serial} 3600 600 86400 300\n\
+         @ IN NS ns1\n@ IN NS ns2\n\
+         ns1 IN A 127.0.0.1\nns2 IN A 127.0.0.2\n\
+         {extra}"
+    )
+}
+
+const VERSION_1: &str = "www IN A 192.0.2.1\nold IN TXT \"to be deleted\"\nmail IN MX 10 www\n";
+/// Against version 1: one record changed, one deleted, one added.
+const VERSION_2: &str = "www IN A 192.0.2.2\nnew IN TXT \"added\"\nmail IN MX 10 www\n";
+const VERSION_3: &str =
+    "www IN A 192.0.2.3\nnew IN TXT \"added\"\nmail IN MX 10 www\nthird IN A 192.0.2.33\n";
+
+/// Writes a zone file so its modification time surely changes.
+fn write_zone(path: &Path, text: &str) {
+    let before = std::fs::metadata(path).and_then(|m| m.modified()).ok();
+    std::fs::write(path, text).expect("write zone file");
+    if before.is_some() && before == std::fs::metadata(path).and_then(|m| m.modified()).ok() {
+        std::thread::sleep(Duration::from_millis(20));
+        std::fs::write(path, text).expect("write zone file");
+    }
+}
+
+/// `kdig +short` for NAME TYPE at `addr`, one line per record.
+fn kdig_short(addr: SocketAddr, name: &str, rtype: &str) -> Vec<String> {
+    let Some(kdig) = common::find_tool("kdig") else {
+        return Vec::new();
+    };
+    let output = Command::new(kdig)
+        .arg(format!("@{}", addr.ip()))
+        .args(["-p", &addr.port().to_string()])
+        .args(["+short", "+retry=0", "+timeout=1", name, rtype])
+        .output()
+        .expect("run kdig");
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn soa_serial(addr: SocketAddr) -> Option<u32> {
+    kdig_short(addr, ZONE, "SOA")
+        .first()?
+        .split_whitespace()
+        .nth(2)?
+        .parse()
+        .ok()
+}
+
+/// Polls `condition` every 50 ms until it holds or `timeout` passes.
+fn wait_for(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if condition() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn localhost(port: u16) -> SocketAddr {
+    SocketAddr::from((Ipv4Addr::LOCALHOST, port))
+}
+
+/// A ringdns primary for example.com on `port`, transferring to
+/// `secondaries` (each `ADDR:PORT`, with ` key NAME` when `key`).
+fn primary_corefile(port: u16, zone_file: &Path, secondaries: &[u16], key: bool) -> String {
+    let key_suffix = if key {
+        format!(" key {KEY_NAME}")
+    } else {
+        String::new()
+    };
+    let to: String = secondaries
+        .iter()
+        .map(|port| format!("        to 127.0.0.1:{port}{key_suffix}\n"))
+        .collect();
+    format!(
+        "example.com:{port} {{\n    bind 127.0.0.1\n    file {} {{\n        reload 1s\n    }}\n    transfer {{\n{to}    }}\n    tsig {{\n        secret {KEY_NAME} {KEY_SECRET}\n    }}\n}}\n",
+        zone_file.display()
+    )
+}
+
+/// Knot as a secondary of 127.0.0.1@`primary_port`, on `port`.
+fn start_knot_secondary(
+    dir: &Path,
+    port: u16,
+    primary_port: u16,
+    secret: Option<&str>,
+) -> Option<ServerProcess> {
+    let knotd = require_tool("knotd")?;
+    let rundir = dir.join("knot-run");
+    let storage = dir.join("knot-db");
+    for directory in [&rundir, &storage] {
+        std::fs::create_dir_all(directory).expect("create knot dirs");
+    }
+    let (key_section, key_line) = match secret {
+        Some(secret) => (
+            format!(
+                "key:\n  - id: {KEY_NAME}\n    algorithm: hmac-sha256\n    secret: {secret}\n\n"
+            ),
+            format!("    key: {KEY_NAME}\n"),
+        ),
+        None => (String::new(), String::new()),
+    };
+    let conf = format!(
+        "server:\n    rundir: \"{rundir}\"\n    listen: 127.0.0.1@{port}\n    udp-workers: 1\n    tcp-workers: 1\n    background-workers: 1\n\n\
+         control:\n    listen: \"{rundir}/knot.sock\"\n\n\
+         database:\n    storage: \"{storage}\"\n\n\
+         log:\n  - target: stderr\n    any: info\n\n\
+         {key_section}\
+         remote:\n  - id: primary\n    address: 127.0.0.1@{primary_port}\n{key_line}\n\
+         acl:\n  - id: notify_from_primary\n    address: 127.0.0.1\n    action: notify\n{key_line}\n\
+         zone:\n  - domain: {ZONE}\n    master: primary\n    acl: notify_from_primary\n    storage: \"{storage}\"\n    zonefile-sync: -1\n    journal-content: changes\n",
+        rundir = rundir.display(),
+        storage = storage.display(),
+    );
+    let conf_path = dir.join("knot.conf");
+    std::fs::write(&conf_path, conf).expect("write knot.conf");
+    let mut knot = ServerProcess::spawn(
+        "knot",
+        knotd,
+        [OsStr::new("-c"), conf_path.as_os_str()],
+        dir,
+        localhost(port),
+    );
+    knot.wait_ready(ZONE, false);
+    Some(knot)
+}
+
+/// BIND's named as a secondary of 127.0.0.1 port `primary_port`, on `port`.
+fn start_named_secondary(
+    dir: &Path,
+    port: u16,
+    primary_port: u16,
+    secret: Option<&str>,
+) -> Option<ServerProcess> {
+    let named = require_tool("named")?;
+    let (key_section, key_clause) = match secret {
+        Some(secret) => (
+            format!("key \"{KEY_NAME}\" {{ algorithm hmac-sha256; secret \"{secret}\"; }};\n"),
+            format!(" key \"{KEY_NAME}\""),
+        ),
+        None => (String::new(), String::new()),
+    };
+    let conf = format!(
+        "options {{\n    directory \"{dir}\";\n    pid-file none;\n    listen-on port {port} {{ 127.0.0.1; }};\n    listen-on-v6 {{ none; }};\n    recursion no;\n    notify no;\n    session-keyfile none;\n    managed-keys-directory \"{dir}\";\n}};\n\
+         controls {{ }};\n\
+         {key_section}\
+         zone \"example.com\" {{\n    type secondary;\n    primaries port {primary_port} {{ 127.0.0.1{key_clause}; }};\n    file \"named-example.com.db\";\n    allow-notify {{ 127.0.0.1; }};\n}};\n",
+        dir = dir.display(),
+    );
+    let conf_path = dir.join("named.conf");
+    std::fs::write(&conf_path, conf).expect("write named.conf");
+    let mut named = ServerProcess::spawn(
+        "named",
+        named,
+        [OsStr::new("-g"), OsStr::new("-c"), conf_path.as_os_str()],
+        dir,
+        localhost(port),
+    );
+    named.wait_ready(ZONE, false);
+    Some(named)
+}
+
+/// What every secondary must show after version 2 arrived.
+fn assert_has_version_2(addr: SocketAddr, who: &str, output: &dyn Fn() -> String) {
+    assert_eq!(
+        kdig_short(addr, "www.example.com", "A"),
+        ["192.0.2.2"],
+        "{who}\n{}",
+        output()
+    );
+    assert_eq!(
+        kdig_short(addr, "new.example.com", "TXT"),
+        ["\"added\""],
+        "{who}"
+    );
+    assert!(
+        kdig_short(addr, "old.example.com", "TXT").is_empty(),
+        "{who}: deleted record gone"
+    );
+}
+
+/// Knot and BIND follow a ringdns primary: AXFR first, then an edit of the
+/// zone file reaches them by IXFR, triggered by NOTIFY, within 2 seconds.
+#[test]
+fn knot_and_bind_secondaries_follow_edits_by_ixfr_after_notify() {
+    replicate_to_knot_and_bind(false);
+}
+
+/// The same with TSIG on every transfer and NOTIFY; a secondary with the
+/// wrong secret is refused and keeps nothing.
+#[test]
+fn knot_and_bind_secondaries_with_tsig_and_a_wrong_key_refused() {
+    replicate_to_knot_and_bind(true);
+}
+
+fn replicate_to_knot_and_bind(tsig: bool) {
+    if require_tool("knotd").is_none() || require_tool("named").is_none() {
+        return;
+    }
+    let dir = TempDir::new(if tsig { "repl-tsig" } else { "repl" });
+    let (primary_port, knot_port, named_port) = (free_port(), free_port(), free_port());
+    let zone_file = dir.write("db.example.com", zone_text(2024010101, VERSION_1));
+    let primary_dir = dir.join("primary");
+    std::fs::create_dir_all(&primary_dir).unwrap();
+    let mut secondaries = vec![knot_port, named_port];
+    let wrong_port = free_port();
+    if tsig {
+        secondaries.push(wrong_port);
+    }
+    let corefile = primary_corefile(primary_port, &zone_file, &secondaries, tsig);
+    let primary = common::start_ringdns(&corefile, &primary_dir);
+    let secret = tsig.then_some(KEY_SECRET);
+    let knot_dir = dir.join("knot");
+    let named_dir = dir.join("named");
+    for directory in [&knot_dir, &named_dir] {
+        std::fs::create_dir_all(directory).unwrap();
+    }
+    let knot = start_knot_secondary(&knot_dir, knot_port, primary_port, secret).unwrap();
+    let named = start_named_secondary(&named_dir, named_port, primary_port, secret).unwrap();
+    let wrong = if tsig {
+        let wrong_dir = dir.join("knot-wrong");
+        std::fs::create_dir_all(&wrong_dir).unwrap();
+        Some(
+            start_knot_secondary(&wrong_dir, wrong_port, primary_port, Some(WRONG_SECRET)).unwrap(),
+        )
+    } else {
+        None
+    };
+    let context = || {
+        format!(
+            "{}\n{}\n{}",
+            primary.output(),
+            knot.output(),
+            named.output()
+        )
+    };
+
+    for (addr, who) in [(knot.addr, "knot"), (named.addr, "named")] {
+        assert!(
+            wait_for(Duration::from_secs(10), || soa_serial(addr)
+                == Some(2024010101)),
+            "{who} did not get the zone by AXFR\n{}",
+            context()
+        );
+    }
+
+    // Edit: change www, delete old, add new; bump the serial.
+    write_zone(&zone_file, &zone_text(2024010102, VERSION_2));
+    let edited = Instant::now();
+    for (addr, who) in [(knot.addr, "knot"), (named.addr, "named")] {
+        assert!(
+            wait_for(Duration::from_secs(5), || soa_serial(addr)
+                == Some(2024010102)),
+            "{who} did not get the edit\n{}",
+            context()
+        );
+    }
+    let took = edited.elapsed();
+    eprintln!(
+        "both secondaries had the edit {} ms after it",
+        took.as_millis()
+    );
+    assert!(
+        took <= Duration::from_secs(2),
+        "the edit took {took:?} to reach the secondaries"
+    );
+    assert_has_version_2(knot.addr, "knot", &context);
+    assert_has_version_2(named.addr, "named", &context);
+
+    // They got it incrementally, because of NOTIFY.
+    let log = primary.stderr();
+    assert!(
+        log.contains("NOTIFY example.com. serial 2024010102 to 127.0.0.1:"),
+        "{log}"
+    );
+    let incremental = log
+        .lines()
+        .filter(|line| {
+            line.contains("IXFR of example.com. to") && line.contains("sent incremental")
+        })
+        .count();
+    assert!(incremental >= 2, "both secondaries used IXFR\n{log}");
+    assert!(knot.stderr().contains("IXFR"), "{}", knot.output());
+
+    // A bad edit (syntax error, newer serial) is kept out everywhere.
+    write_zone(
+        &zone_file,
+        &format!(
+            "{}broken IN A not-an-address\n",
+            zone_text(2024010103, VERSION_3)
+        ),
+    );
+    assert!(
+        wait_for(Duration::from_secs(5), || primary
+            .stderr()
+            .contains("reload refused")),
+        "{}",
+        primary.output()
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    for addr in [primary.addr, knot.addr, named.addr] {
+        assert_eq!(
+            soa_serial(addr),
+            Some(2024010102),
+            "still the old version at {addr}"
+        );
+    }
+
+    if let Some(wrong) = &wrong {
+        assert_eq!(soa_serial(wrong.addr), None, "{}", wrong.output());
+        let log = primary.stderr();
+        assert!(
+            log.contains("TSIG BADSIG"),
+            "the wrong key is refused and logged\n{log}"
+        );
+    }
+}
+
+/// The journal survives a restart: a client two versions behind gets both
+/// differences as IXFR from the restarted primary.
+#[test]
+fn the_journal_survives_a_restart() {
+    let Some(kdig) = require_tool("kdig") else {
+        return;
+    };
+    let dir = TempDir::new("journal-restart");
+    let port = free_port();
+    let zone_file = dir.write("db.example.com", zone_text(10, VERSION_1));
+    let corefile = primary_corefile(port, &zone_file, &[free_port()], false);
+    let mut primary = common::start_ringdns(&corefile, dir.path());
+    write_zone(&zone_file, &zone_text(11, VERSION_2));
+    assert!(wait_for(Duration::from_secs(5), || soa_serial(
+        primary.addr
+    ) == Some(11)));
+    write_zone(&zone_file, &zone_text(12, VERSION_3));
+    assert!(wait_for(Duration::from_secs(5), || soa_serial(
+        primary.addr
+    ) == Some(12)));
+    primary.stop();
+    let primary = common::start_ringdns(&corefile, dir.path());
+    let output = Command::new(kdig)
+        .args([
+            format!("@{}", primary.addr.ip()),
+            "-p".into(),
+            primary.addr.port().to_string(),
+        ])
+        .args(["+retry=0", "+timeout=2", ZONE, "IXFR=10"])
+        .output()
+        .expect("kdig");
+    let text = String::from_utf8_lossy(&output.stdout);
+    let soa_serials: Vec<&str> = text
+        .lines()
+        .filter(|line| line.contains("\tSOA\t"))
+        .filter_map(|line| line.split_whitespace().nth(6))
+        .collect();
+    // New SOA, (old 10, new 11), (old 11, new 12), new SOA.
+    assert_eq!(
+        soa_serials,
+        ["12", "10", "11", "11", "12", "12"],
+        "{text}\n{}",
+        primary.output()
+    );
+    assert!(text.contains("192.0.2.33"), "{text}");
+}
+
+/// ringdns as a secondary: of Knot (with TSIG), then feeding a Knot
+/// secondary of its own; NOTIFY from others is refused.
+#[test]
+fn ringdns_secondary_of_knot_feeds_a_knot_secondary() {
+    if require_tool("knotd").is_none() {
+        return;
+    }
+    let dir = TempDir::new("ringdns-secondary");
+    let (primary_port, secondary_port, tertiary_port) = (free_port(), free_port(), free_port());
+    let primary_dir = dir.join("knot-primary");
+    std::fs::create_dir_all(&primary_dir).unwrap();
+    let zone_file = primary_dir.join("example.com.zone");
+    std::fs::write(&zone_file, zone_text(2024010101, VERSION_1)).unwrap();
+    let knot_primary = start_knot_primary(&primary_dir, primary_port, &zone_file, secondary_port);
+    let secondary_dir = dir.join("secondary");
+    std::fs::create_dir_all(&secondary_dir).unwrap();
+    let corefile = format!(
+        "example.com:{secondary_port} {{\n    bind 127.0.0.1\n    secondary {{\n        transfer from 127.0.0.1:{primary_port} key {KEY_NAME}\n    }}\n    transfer {{\n        to 127.0.0.1:{tertiary_port}\n    }}\n    tsig {{\n        secret {KEY_NAME} {KEY_SECRET}\n    }}\n    storage {}\n}}\n",
+        secondary_dir.join("data").display()
+    );
+    let secondary = common::spawn_ringdns(&corefile, &secondary_dir, localhost(secondary_port));
+    let context = || format!("{}\n{}", secondary.output(), knot_primary.output());
+    assert!(
+        wait_for(Duration::from_secs(10), || soa_serial(secondary.addr)
+            == Some(2024010101)),
+        "{}",
+        context()
+    );
+    let tertiary_dir = dir.join("tertiary");
+    std::fs::create_dir_all(&tertiary_dir).unwrap();
+    let tertiary =
+        start_knot_secondary(&tertiary_dir, tertiary_port, secondary_port, None).unwrap();
+    assert!(wait_for(Duration::from_secs(10), || soa_serial(
+        tertiary.addr
+    ) == Some(2024010101)));
+
+    // Edit on the Knot primary; it NOTIFYs ringdns, which pulls IXFR and
+    // NOTIFYs the Knot at the end of the chain.
+    std::fs::write(&zone_file, zone_text(2024010102, VERSION_2)).unwrap();
+    knotc_reload(&primary_dir);
+    let edited = Instant::now();
+    assert!(
+        wait_for(Duration::from_secs(5), || soa_serial(tertiary.addr)
+            == Some(2024010102)),
+        "the chain did not converge\n{}\n{}",
+        context(),
+        tertiary.output()
+    );
+    eprintln!(
+        "chain converged {} ms after the reload",
+        edited.elapsed().as_millis()
+    );
+    assert_has_version_2(secondary.addr, "ringdns secondary", &context);
+    assert_has_version_2(tertiary.addr, "knot tertiary", &|| tertiary.output());
+    let log = secondary.stderr();
+    assert!(
+        log.contains("NOTIFY for example.com. from 127.0.0.1"),
+        "{log}"
+    );
+    assert!(log.contains("(IXFR from 127.0.0.1"), "{log}");
+}
+
+fn start_knot_primary(dir: &Path, port: u16, zone_file: &Path, notify_port: u16) -> ServerProcess {
+    let knotd = require_tool("knotd").expect("knotd");
+    let rundir = dir.join("run");
+    let storage = dir.join("db");
+    for directory in [&rundir, &storage] {
+        std::fs::create_dir_all(directory).unwrap();
+    }
+    let conf = format!(
+        "server:\n    rundir: \"{rundir}\"\n    listen: 127.0.0.1@{port}\n    udp-workers: 1\n    tcp-workers: 1\n    background-workers: 1\n\n\
+         control:\n    listen: \"{rundir}/knot.sock\"\n\n\
+         database:\n    storage: \"{storage}\"\n\n\
+         log:\n  - target: stderr\n    any: info\n\n\
+         key:\n  - id: {KEY_NAME}\n    algorithm: hmac-sha256\n    secret: {KEY_SECRET}\n\n\
+         remote:\n  - id: secondary\n    address: 127.0.0.1@{notify_port}\n    key: {KEY_NAME}\n\n\
+         acl:\n  - id: transfer_to_secondary\n    address: 127.0.0.1\n    action: transfer\n    key: {KEY_NAME}\n\n\
+         zone:\n  - domain: {ZONE}\n    file: \"{zone_file}\"\n    notify: secondary\n    acl: transfer_to_secondary\n    storage: \"{storage}\"\n    zonefile-sync: -1\n    zonefile-load: difference\n    journal-content: changes\n    semantic-checks: off\n",
+        rundir = rundir.display(),
+        storage = storage.display(),
+        zone_file = zone_file.display(),
+    );
+    let conf_path = dir.join("knot.conf");
+    std::fs::write(&conf_path, conf).unwrap();
+    let mut knot = ServerProcess::spawn(
+        "knot-primary",
+        knotd,
+        [OsStr::new("-c"), conf_path.as_os_str()],
+        dir,
+        localhost(port),
+    );
+    knot.wait_ready(ZONE, true);
+    knot
+}
+
+fn knotc_reload(dir: &Path) {
+    let knotc = require_tool("knotc").expect("knotc");
+    let socket = dir.join("run").join("knot.sock");
+    let status = Command::new(knotc)
+        .args([
+            OsStr::new("-s"),
+            socket.as_os_str(),
+            OsStr::new("zone-reload"),
+            OsStr::new(ZONE),
+        ])
+        .status()
+        .expect("knotc");
+    assert!(status.success());
+}
