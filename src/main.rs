@@ -342,6 +342,7 @@ fn serve_zones(conf: &std::path::Path) -> Result<(), String> {
     service::notify_systemd("READY=1");
     slowpath::reload::start_watch(&config);
     slowpath::secondary::start(&store, &storage);
+    slowpath::notify::send_all(store.startup_notifies(), &store);
     loop {
         match service::wait_for_signal(&signals) {
             libc::SIGHUP => slowpath::reload::reload(&config, &store),

@@ -195,7 +195,6 @@ impl SecondaryZone {
                 }
                 Err(reason) => {
                     failures = failures.saturating_add(1);
-                    zones::count(&self.store.counters.transfers_in_failed);
                     eprintln!(
                         "ringdns: secondary {}: refresh failed: {reason}",
                         self.origin_text
@@ -246,7 +245,16 @@ impl SecondaryZone {
             };
             match self.refresh_from(*primary, key.as_ref(), current) {
                 Ok(refreshed) => return Ok(refreshed),
-                Err(reason) => reasons.push(format!("{primary}: {reason}")),
+                Err(reason) => {
+                    // Logged and counted per primary, so a bad primary shows
+                    // even when the next one answers.
+                    zones::count(&self.store.counters.transfers_in_failed);
+                    eprintln!(
+                        "ringdns: secondary {}: primary {primary} failed: {reason}",
+                        self.origin_text
+                    );
+                    reasons.push(format!("{primary}: {reason}"));
+                }
             }
         }
         Err(reasons.join("; "))

@@ -245,6 +245,20 @@ impl ZoneStore {
         notifications(served, serial, &self.keys)
     }
 
+    /// NOTIFY for every loaded zone to its secondaries, sent at start-up
+    /// as Knot and BIND do, so secondaries that missed a change while we
+    /// were down catch up at once instead of at their next refresh.
+    pub fn startup_notifies(&self) -> Vec<Notify> {
+        self.lock()
+            .iter()
+            .filter_map(|served| {
+                let serial = served.zone.as_ref()?.serial();
+                Some(notifications(served, serial, &self.keys))
+            })
+            .flatten()
+            .collect()
+    }
+
     /// The copy of zone `origin` a transfer to a client at `serial` (IXFR)
     /// or from scratch (AXFR, `serial` None) needs.
     pub fn transfer_view(&self, origin: &[u8], serial: Option<u32>) -> Option<TransferView> {
