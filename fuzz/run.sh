@@ -13,7 +13,7 @@ fi
 if ! cargo fuzz --version >/dev/null 2>&1; then
     cargo install cargo-fuzz --locked
 fi
-for target in respond zone_file corefile; do
+for target in respond zone_file corefile transfer; do
     # A scratch copy of the seeds: the run adds to its corpus, and the
     # checked-in corpus stays as it is.
     scratch=$(mktemp -d)

@@ -3,6 +3,7 @@
 
 pub mod compile;
 pub mod config;
+pub mod cookie;
 pub mod engine;
 pub mod metrics;
 pub mod publish;

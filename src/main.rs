@@ -234,7 +234,7 @@ fn serve_zones(conf: &std::path::Path) -> Result<(), String> {
     // load_config prints its own errors.
     let config = load_config(conf).ok_or_else(String::new)?;
     let storage = slowpath::zones::storage_directory(&config, conf);
-    let (served_zones, failed) = served_zones(&config, &storage);
+    let (served_zones, failed, zone_files) = served_zones(&config, &storage);
     let published = publish::Published::new(ringdns::compile::AnswerTable::default());
     let store = std::sync::Arc::new(slowpath::zones::ZoneStore::new(
         served_zones,
@@ -298,12 +298,22 @@ fn serve_zones(conf: &std::path::Path) -> Result<(), String> {
     .collect();
     let http_bound = slowpath::http::bind(&endpoints).map_err(|error| error.to_string())?;
     let listen = server::listen_addresses(&config);
+    let cookies = match &config.cookies {
+        Some(cookies) => Some(
+            ringdns::cookie::start(cookies)
+                .map_err(|error| format!("cookies: cannot make a secret: {error}"))?,
+        ),
+        None => None,
+    };
     let tcp_counters = std::sync::Arc::new(ringdns::metrics::QueryCounters::default());
     slowpath::tcp::start(
         &listen,
         &published,
         std::sync::Arc::clone(&store),
-        &slowpath::tcp::TcpOptions::default(),
+        &slowpath::tcp::TcpOptions {
+            cookies: cookies.clone(),
+            ..Default::default()
+        },
         std::sync::Arc::clone(&tcp_counters),
         new_log_queue(),
     )
@@ -316,6 +326,7 @@ fn serve_zones(conf: &std::path::Path) -> Result<(), String> {
             config.rrl.clone().map(ringdns::rrl::RateLimiter::new),
             Some(std::sync::Arc::clone(&store)),
         )
+        .with_cookies(cookies.clone())
     })?;
     let log_queues = log_queues.into_inner().unwrap_or_default();
     if !log_queues.is_empty() {
@@ -340,7 +351,7 @@ fn serve_zones(conf: &std::path::Path) -> Result<(), String> {
     let addresses: Vec<String> = listen.iter().map(ToString::to_string).collect();
     eprintln!("ringdns: serving on {} (UDP and TCP)", addresses.join(", "));
     service::notify_systemd("READY=1");
-    slowpath::reload::start_watch(&config);
+    slowpath::reload::start_watch(&config, zone_files);
     slowpath::secondary::start(&store, &storage);
     slowpath::notify::send_all(store.startup_notifies(), &store);
     loop {
@@ -364,6 +375,9 @@ fn serve_zones(conf: &std::path::Path) -> Result<(), String> {
     }
 }
 
+/// A zone file and every file it read (its `$INCLUDE`s), for the watcher.
+type ZoneFiles = (std::path::PathBuf, Vec<std::path::PathBuf>);
+
 /// The zones to serve, as the slow path keeps them: file zones loaded now
 /// (a failed one is kept, unloaded, to answer SERVFAIL), secondary zones
 /// from their copy on disk when it has not expired. Returns them and how
@@ -371,7 +385,7 @@ fn serve_zones(conf: &std::path::Path) -> Result<(), String> {
 fn served_zones(
     config: &config::Config,
     storage: &std::path::Path,
-) -> (Vec<slowpath::zones::ServedZone>, usize) {
+) -> (Vec<slowpath::zones::ServedZone>, usize, Vec<ZoneFiles>) {
     use slowpath::zones::{JOURNAL_BYTES_MAX, ServedZone, Source, storage_file};
     let journal = |origin_text: &str, peers: &[config::TransferPeer], serial: u32| {
         if peers.is_empty() {
@@ -391,6 +405,10 @@ fn served_zones(
     let loaded = server::load_zones(&server::zone_sources(config));
     let failed = server::report_zones(&loaded, true);
     let mut served = Vec::new();
+    let files: Vec<ZoneFiles> = loaded
+        .iter()
+        .map(|loaded| (loaded.source.path.clone(), loaded.files.clone()))
+        .collect();
     for loaded in loaded {
         let origin_text = loaded.source.origin_text;
         let (transfer_to, tsig_required) = server::transfer_settings(config, &origin_text);
@@ -404,11 +422,13 @@ fn served_zones(
             origin_text,
             transfer_to,
             tsig_required,
+            refreshed_at: None,
         });
     }
     let now = slowpath::xfr_out::now_unix();
     for (origin_text, origin, secondary) in server::secondary_sources(config) {
         let (transfer_to, tsig_required) = server::transfer_settings(config, &origin_text);
+        let mut refreshed = None;
         let zone = match slowpath::secondary::load_persisted(storage, &origin, &origin_text) {
             Some((zone, refreshed_at))
                 if !slowpath::secondary::is_expired(&zone, &secondary, refreshed_at, now) =>
@@ -417,6 +437,7 @@ fn served_zones(
                     "ringdns: secondary {origin_text}: serving serial {} from disk until the primary is checked",
                     zone.serial()
                 );
+                refreshed = Some(refreshed_at);
                 Some(zone)
             }
             Some(_) => {
@@ -436,9 +457,10 @@ fn served_zones(
             origin_text,
             transfer_to,
             tsig_required,
+            refreshed_at: refreshed,
         });
     }
-    (served, failed)
+    (served, failed, files)
 }
 
 /// The bare reflector: the same sockets and engine as `serve`, but each

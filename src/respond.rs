@@ -5,7 +5,10 @@
 //! same code. Every outcome is decided here from the precompiled table; the
 //! work per query is a parse, a lookup, a copy and a few patches.
 
+use std::net::IpAddr;
+
 use crate::compile::{Answer, AnswerTable, Resolution};
+use crate::cookie::{self, CookieSecrets};
 use crate::wire::query::{HEADER_LEN, Malformed, Query};
 use crate::wire::rtype;
 
@@ -42,6 +45,29 @@ const FLAG_TC: u16 = 0x0200;
 const FLAG_RD: u16 = 0x0100;
 const OPCODE_MASK: u16 = 0x7800;
 
+/// What answering DNS cookies (RFC 7873) takes: the server's secrets, the
+/// client's address, and a clock that is read only for a query with a
+/// COOKIE option.
+#[derive(Clone, Copy)]
+pub struct Cookies<'a> {
+    pub secrets: &'a CookieSecrets,
+    pub client: IpAddr,
+    /// Unix seconds: `cookie::now_s`, or a fixed time in tests.
+    pub clock: fn() -> u32,
+}
+
+impl<'a> Cookies<'a> {
+    /// An IPv4 client seen through an IPv6 socket (::ffff:a.b.c.d) is
+    /// taken as the IPv4 address, so its cookie is the same on every socket.
+    pub fn new(secrets: &'a CookieSecrets, client: IpAddr) -> Self {
+        Cookies {
+            secrets,
+            client: client.to_canonical(),
+            clock: cookie::now_s,
+        }
+    }
+}
+
 /// Answers `packet` from `table` into `out`; returns the reply length, or 0
 /// when no reply must be sent. `query` is scratch space reused between
 /// calls. `out` should hold at least 65535 bytes for TCP and the largest
@@ -53,6 +79,24 @@ pub fn respond(
     transport: Transport,
     out: &mut [u8],
 ) -> usize {
+    respond_with_cookies(query, packet, table, transport, None, out)
+}
+
+/// `respond`, answering a query's COOKIE option when `cookies` is given:
+/// every reply with our OPT record (errors and TC included) then carries
+/// the client cookie and our server cookie, whether the query's server
+/// cookie was valid or not (RFC 7873 §5.2.3, §5.2.4: we do not enforce),
+/// and a malformed option is FORMERR. `query.cookie_answer` says how the
+/// cookie checked out.
+pub fn respond_with_cookies(
+    query: &mut Query,
+    packet: &[u8],
+    table: &AnswerTable,
+    transport: Transport,
+    cookies: Option<Cookies<'_>>,
+    out: &mut [u8],
+) -> usize {
+    query.cookie_answer = None;
     // Room for the largest reply that ignores the limit: a header, the
     // longest question and an OPT record.
     if out.len() < UDP_LEN_CLASSIC {
@@ -70,6 +114,23 @@ pub fn respond(
         }
         Err(Malformed::NotImp { .. }) => true,
     };
+    if let Some(cookies) = cookies
+        && let Some(option) = query.edns.and_then(|edns| edns.cookie)
+    {
+        // A malformed COOKIE option is FORMERR (RFC 7873 §5.2.2) where we
+        // implement cookies; without them it is an unknown option, ignored
+        // (RFC 6891 §6.1.2), as Knot and NSD do.
+        let Some(client_cookie) = option.client_cookie(packet) else {
+            return error_reply(packet, query.question_end, rcode::FORMERR, out);
+        };
+        query.cookie_answer = Some(cookie::answer(
+            &cookies.secrets.load(),
+            client_cookie,
+            option.server_cookie(packet),
+            cookies.client,
+            (cookies.clock)(),
+        ));
+    }
     let limit = match transport {
         Transport::Tcp => TCP_MESSAGE_LEN_MAX,
         Transport::Udp => match query.edns {
@@ -138,11 +199,15 @@ pub fn opt_record_len(query: &Query, table: &AnswerTable) -> usize {
 }
 
 fn opt_len(query: &Query, nsid: Option<&[u8]>) -> usize {
-    match (query.edns, nsid) {
-        (None, _) => 0,
-        (Some(_), None) => OPT_LEN,
-        (Some(_), Some(nsid)) => OPT_LEN + 4 + nsid.len(),
+    if query.edns.is_none() {
+        return 0;
     }
+    let nsid_len = nsid.map_or(0, |nsid| 4 + nsid.len());
+    let cookie_len = match query.cookie_answer {
+        Some(_) => cookie::REPLY_OPTION_LEN,
+        None => 0,
+    };
+    OPT_LEN + nsid_len + cookie_len
 }
 
 /// FORMERR or NOTIMP with the header (and question, when it could be read)
@@ -201,12 +266,14 @@ impl Reply<'_> {
         opt_len(self.query, self.nsid)
     }
 
-    /// Appends our OPT record (RFC 6891 §6.1.2) when the query had one.
+    /// Appends our OPT record (RFC 6891 §6.1.2) when the query had one,
+    /// with NSID and COOKIE options when they are answered.
     fn opt(&mut self, at: usize, extended_rcode: u16) -> usize {
         let Some(edns) = self.query.edns else {
             return at;
         };
-        let record = &mut self.out[at..at + OPT_LEN];
+        let end = at + self.opt_len();
+        let record = &mut self.out[at..end];
         record[0] = 0;
         record[1..3].copy_from_slice(&rtype::OPT.to_be_bytes());
         record[3..5].copy_from_slice(&UDP_PAYLOAD_SIZE_MAX.to_be_bytes());
@@ -214,16 +281,23 @@ impl Reply<'_> {
         record[6] = 0; // version
         record[7] = if edns.dnssec_ok { 0x80 } else { 0 };
         record[8] = 0;
-        let Some(nsid) = self.nsid else {
-            record[9..11].fill(0);
-            return at + OPT_LEN;
-        };
-        record[9..11].copy_from_slice(&((4 + nsid.len()) as u16).to_be_bytes());
-        let option = &mut self.out[at + OPT_LEN..at + OPT_LEN + 4 + nsid.len()];
-        option[..2].copy_from_slice(&crate::wire::query::OPTION_NSID.to_be_bytes());
-        option[2..4].copy_from_slice(&(nsid.len() as u16).to_be_bytes());
-        option[4..].copy_from_slice(nsid);
-        at + OPT_LEN + 4 + nsid.len()
+        record[9..11].copy_from_slice(&((end - at - OPT_LEN) as u16).to_be_bytes());
+        let mut options = &mut record[OPT_LEN..];
+        if let Some(nsid) = self.nsid {
+            let (option, rest) = options.split_at_mut(4 + nsid.len());
+            option[..2].copy_from_slice(&crate::wire::query::OPTION_NSID.to_be_bytes());
+            option[2..4].copy_from_slice(&(nsid.len() as u16).to_be_bytes());
+            option[4..].copy_from_slice(nsid);
+            options = rest;
+        }
+        if let Some(answer) = self.query.cookie_answer {
+            let data_len = cookie::REPLY_OPTION_LEN - 4;
+            options[..2].copy_from_slice(&cookie::OPTION_COOKIE.to_be_bytes());
+            options[2..4].copy_from_slice(&(data_len as u16).to_be_bytes());
+            options[4..12].copy_from_slice(&answer.client_cookie);
+            options[12..cookie::REPLY_OPTION_LEN].copy_from_slice(&answer.server_cookie);
+        }
+        end
     }
 
     /// A reply with no records (REFUSED, BADVERS, or TC).

@@ -97,6 +97,9 @@ pub fn tsig_keys(config: &Config) -> Vec<crate::tsig::Key> {
 /// The outcome of loading one zone.
 pub struct LoadedZone {
     pub source: ZoneSource,
+    /// The files the zone was read from (its `$INCLUDE`s too), for the
+    /// reload watcher.
+    pub files: Vec<PathBuf>,
     pub zone: Result<Zone, Vec<ZoneProblem>>,
     pub warnings: Vec<ZoneProblem>,
 }
@@ -108,11 +111,13 @@ pub fn load_zones(sources: &[ZoneSource]) -> Vec<LoadedZone> {
             |source| match zone::load_file(&source.origin, &source.path) {
                 Ok(loaded) => LoadedZone {
                     source: source.clone(),
+                    files: loaded.files,
                     zone: Ok(loaded.zone),
                     warnings: loaded.warnings,
                 },
                 Err(problems) => LoadedZone {
                     source: source.clone(),
+                    files: vec![source.path.clone()],
                     zone: Err(problems),
                     warnings: Vec::new(),
                 },

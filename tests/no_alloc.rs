@@ -1,5 +1,6 @@
 //! The fast path allocates nothing per query: a counting global allocator
-//! watches `respond()` and the table reader answer every kind of query.
+//! watches `respond()` and the table reader answer every kind of query,
+//! and the worker's handler answer them with DNS cookies on.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::Path;
@@ -38,6 +39,29 @@ static GLOBAL: CountingAllocator = CountingAllocator;
 
 const ZONE: &str = "$ORIGIN example.\n$TTL 60\n@ SOA ns hm 1 2 3 4 5\n NS ns\nns A 192.0.2.1\nwww A 192.0.2.2\nalias CNAME www\n*.wild A 192.0.2.3\nsub NS ns.sub\nns.sub A 192.0.2.4\nred DNAME blue\n";
 
+/// A query with an OPT record holding one COOKIE option (RFC 7873) of
+/// `cookie`.
+fn cookie_query(name: &[u8], cookie: &[u8]) -> Vec<u8> {
+    let mut packet = query(name, 1, true);
+    let rdata_len = 4 + cookie.len() as u16;
+    let at = packet.len() - 2;
+    packet[at..].copy_from_slice(&rdata_len.to_be_bytes());
+    packet.extend_from_slice(&10u16.to_be_bytes());
+    packet.extend_from_slice(&(cookie.len() as u16).to_be_bytes());
+    packet.extend_from_slice(cookie);
+    packet
+}
+
+/// A client cookie and a server cookie of version 1 stamped now with a
+/// wrong hash: checked against both secrets, then replaced.
+fn server_cookie_now() -> Vec<u8> {
+    let mut cookie = vec![7; 8];
+    cookie.extend_from_slice(&[1, 0, 0, 0]);
+    cookie.extend_from_slice(&ringdns::cookie::now_s().to_be_bytes());
+    cookie.extend_from_slice(&[0; 8]);
+    cookie
+}
+
 fn query(name: &[u8], qtype: u16, edns: bool) -> Vec<u8> {
     let mut packet = vec![1, 2, 1, 0, 0, 1, 0, 0, 0, 0, 0, u8::from(edns)];
     packet.extend_from_slice(name);
@@ -74,7 +98,13 @@ fn answering_allocates_nothing() {
                 query(&wire, 255, true),
             ]
         })
-        .chain([vec![0u8; 5], query(b"\xC0\x0C", 1, false)])
+        .chain([
+            // A client cookie alone, and one with a server cookie to check.
+            cookie_query(&from_text("www.example").unwrap(), &[7; 8]),
+            cookie_query(&from_text("www.example").unwrap(), &server_cookie_now()),
+            vec![0u8; 5],
+            query(b"\xC0\x0C", 1, false),
+        ])
         .collect();
     let mut out = vec![0u8; 65535];
     let mut scratch = Query::default();
@@ -112,7 +142,13 @@ fn answering_allocates_nothing() {
             ..Default::default()
         })),
         None,
-    );
+    )
+    .with_cookies(Some(std::sync::Arc::new(
+        ringdns::cookie::CookieSecrets::new(ringdns::cookie::SecretPair {
+            current: [1; 16],
+            previous: [2; 16],
+        }),
+    )));
     // A sockaddr_in for 127.0.0.1:5353, as the kernel hands it over.
     let mut peer = (libc::AF_INET as u16).to_ne_bytes().to_vec();
     peer.extend_from_slice(&5353u16.to_be_bytes());

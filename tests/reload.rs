@@ -118,3 +118,145 @@ fn file_reload_interval_picks_up_a_new_serial() {
     wait_for_log(&server, "ringdns: reloaded 1 zone(s)", 1);
     assert_eq!(www(&server), "192.0.2.81");
 }
+
+/// Version `v` of a zone whose every record says `v`: three TXT records at
+/// one name, an MX whose exchange's address (in the additional section)
+/// encodes `v`, and the SOA serial.
+fn versioned_zone(v: u32) -> String {
+    format!(
+        "$ORIGIN example.test.\n$TTL 60\n@ SOA ns1 hostmaster {v} 7200 900 1209600 300\n NS ns1\nns1 A 192.0.2.1\n\
+         multi TXT \"v{v}-a\"\nmulti TXT \"v{v}-b\"\nmulti TXT \"v{v}-c\"\n\
+         mail MX 10 mx{v}\nmx{v} A 10.0.{}.{}\n",
+        v / 256,
+        v % 256
+    )
+}
+
+/// Under steady queries, 20 reloads: every answer is whole (all three
+/// TXT records, or MX plus its glue) and of one version only, and no query
+/// goes unanswered.
+#[test]
+fn answers_during_reloads_belong_wholly_to_one_version() {
+    let dir = TempDir::new("reload-versions");
+    let db = dir.write("db", versioned_zone(1));
+    let dns = free_port();
+    let server = start_ringdns(
+        &format!(
+            "example.test:{dns} {{\n    bind 127.0.0.1\n    file db {{\n        reload 0\n    }}\n}}\n"
+        ),
+        dir.path(),
+    );
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let clients: Vec<_> = ["multi.example.test.", "mail.example.test."]
+        .into_iter()
+        .map(|name| {
+            let stop = std::sync::Arc::clone(&stop);
+            let addr = server.addr;
+            std::thread::spawn(move || {
+                let rtype = if name.starts_with("multi") {
+                    Rtype::TXT
+                } else {
+                    Rtype::MX
+                };
+                let (mut answered, mut versions) = (0u64, std::collections::BTreeSet::new());
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let query = build_query(name, rtype, &QueryOpts::default());
+                    let bytes = exchange_udp(addr, &query).expect("every query is answered");
+                    let reply = parse_reply(&bytes).unwrap();
+                    let texts: Vec<String> = reply
+                        .answer
+                        .iter()
+                        .chain(&reply.additional)
+                        .map(|record| record.text.clone())
+                        .collect();
+                    let seen: std::collections::BTreeSet<u32> =
+                        texts.iter().filter_map(|text| version_of(text)).collect();
+                    let expected_records = if rtype == Rtype::TXT { 3 } else { 2 };
+                    assert_eq!(texts.len(), expected_records, "a whole answer: {texts:?}");
+                    assert_eq!(seen.len(), 1, "one version per answer: {texts:?}");
+                    versions.extend(seen);
+                    answered += 1;
+                }
+                (answered, versions)
+            })
+        })
+        .collect();
+    for v in 2..=21 {
+        std::fs::write(&db, versioned_zone(v)).unwrap();
+        hangup(&server);
+        wait_for_log(&server, &format!("reloaded serial {v}"), 1);
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for client in clients {
+        let (answered, versions) = client.join().expect("client thread");
+        eprintln!("{answered} answers, versions seen: {versions:?}");
+        assert!(answered > 100);
+        assert!(versions.len() >= 10, "the reloads were seen: {versions:?}");
+    }
+}
+
+/// The version a record's text carries: "v7-a" in TXT, 10.0.x.y in A, mxN
+/// in MX.
+fn version_of(text: &str) -> Option<u32> {
+    if let Some(start) = text.find("\"v") {
+        return text[start + 2..].split('-').next()?.parse().ok();
+    }
+    if let Some(address) = text.split_whitespace().last()
+        && let Some(rest) = address.strip_prefix("10.0.")
+    {
+        let (high, low) = rest.split_once('.')?;
+        return Some(high.parse::<u32>().ok()? * 256 + low.parse::<u32>().ok()?);
+    }
+    let exchange = text.split_whitespace().last()?;
+    exchange.strip_prefix("mx")?.split('.').next()?.parse().ok()
+}
+
+/// inotify: with the poll interval at an hour, an edit (written in place,
+/// or renamed over the file as editors do, or to an `$INCLUDE`d file) is
+/// served within a second.
+#[test]
+fn edits_are_served_at_once_through_inotify() {
+    let dir = TempDir::new("reload-inotify");
+    let db = dir.write(
+        "db",
+        "$ORIGIN example.test.\n$TTL 60\n@ SOA ns1 hostmaster 1 7200 900 1209600 300\n NS ns1\nns1 A 192.0.2.1\n$INCLUDE hosts.inc\n",
+    );
+    let hosts = dir.write("hosts.inc", "www A 192.0.2.80\n");
+    let dns = free_port();
+    let server = start_ringdns(
+        &format!(
+            "example.test:{dns} {{\n    bind 127.0.0.1\n    file db {{\n        reload 1h\n    }}\n}}\n"
+        ),
+        dir.path(),
+    );
+    let served_within = |expected: &str| {
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(3) {
+            if www(&server) == expected {
+                return started.elapsed();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("{expected} not served\n{}", server.output());
+    };
+    // Renamed over the zone file, with a new serial and a new address.
+    let text = std::fs::read_to_string(&db)
+        .unwrap()
+        .replace(" 1 7200", " 2 7200");
+    std::fs::write(&hosts, "www A 192.0.2.81\n").unwrap();
+    let temporary = dir.join("db.tmp");
+    std::fs::write(&temporary, text).unwrap();
+    std::fs::rename(&temporary, &db).unwrap();
+    let took = served_within("192.0.2.81");
+    assert!(took < Duration::from_secs(1), "{took:?}");
+    // Only the included file changes (and the serial, in place).
+    let text = std::fs::read_to_string(&db)
+        .unwrap()
+        .replace(" 2 7200", " 3 7200");
+    std::fs::write(&db, text).unwrap();
+    std::fs::write(&hosts, "www A 192.0.2.82\n").unwrap();
+    let took = served_within("192.0.2.82");
+    assert!(took < Duration::from_secs(1), "{took:?}");
+}

@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{ServerProcess, TempDir, free_port, require_tool};
+use common::{ServerProcess, TempDir, free_port, require_tool, wait_for};
 
 const ZONE: &str = "example.com.";
 const KEY_NAME: &str = "transfer-key.";
@@ -69,20 +69,6 @@ fn soa_serial(addr: SocketAddr) -> Option<u32> {
         .nth(2)?
         .parse()
         .ok()
-}
-
-/// Polls `condition` every 50 ms until it holds or `timeout` passes.
-fn wait_for(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if condition() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 fn localhost(port: u16) -> SocketAddr {
@@ -500,4 +486,202 @@ fn knotc_reload(dir: &Path) {
         .status()
         .expect("knotc");
     assert!(status.success());
+}
+
+/// A ringdns secondary's Corefile: `example.com` from 127.0.0.1:`primary`
+/// (signed with `secret`, when given), feeding `to` (NOTIFY and transfer).
+fn secondary_corefile(
+    port: u16,
+    primary: u16,
+    secret: Option<&str>,
+    to: Option<u16>,
+    storage: &Path,
+) -> String {
+    let key = if secret.is_some() {
+        format!(" key {KEY_NAME}")
+    } else {
+        String::new()
+    };
+    let tsig = secret.map_or(String::new(), |secret| {
+        format!("    tsig {{\n        secret {KEY_NAME} {secret}\n    }}\n")
+    });
+    let transfer = to.map_or(String::new(), |to| {
+        format!("    transfer {{\n        to 127.0.0.1:{to}\n    }}\n")
+    });
+    format!(
+        "example.com:{port} {{\n    bind 127.0.0.1\n    secondary {{\n        transfer from 127.0.0.1:{primary}{key}\n        refresh-min 1s\n    }}\n{transfer}{tsig}    storage {}\n}}\n",
+        storage.display()
+    )
+}
+
+/// BIND as the primary, with TSIG: ringdns transfers the zone, follows an
+/// edit by IXFR after BIND's NOTIFY, and a ringdns secondary holding the
+/// wrong secret gets nothing.
+#[test]
+fn ringdns_secondary_of_bind_with_tsig_and_a_wrong_key_refused() {
+    let Some(named) = require_tool("named") else {
+        return;
+    };
+    let dir = TempDir::new("bind-primary");
+    let (primary_port, secondary_port, wrong_port) = (free_port(), free_port(), free_port());
+    let named_dir = dir.join("named");
+    std::fs::create_dir_all(&named_dir).unwrap();
+    let zone_file = named_dir.join("example.com.db");
+    // Filler, so the edit is a small part of the zone: BIND answers IXFR
+    // with the whole zone when the difference is large (max-ixfr-ratio).
+    let filler: String = (0..50)
+        .map(|i| format!("filler{i} IN A 192.0.2.{i}\n"))
+        .collect();
+    std::fs::write(
+        &zone_file,
+        zone_text(2024010101, &format!("{VERSION_1}{filler}")),
+    )
+    .unwrap();
+    let conf = format!(
+        "options {{\n    directory \"{dir}\";\n    pid-file none;\n    listen-on port {primary_port} {{ 127.0.0.1; }};\n    listen-on-v6 {{ none; }};\n    recursion no;\n    session-keyfile none;\n    managed-keys-directory \"{dir}\";\n    notify explicit;\n    notify-delay 0;\n}};\n\
+         controls {{ }};\n\
+         key \"{KEY_NAME}\" {{ algorithm hmac-sha256; secret \"{KEY_SECRET}\"; }};\n\
+         zone \"example.com\" {{\n    type primary;\n    file \"example.com.db\";\n    ixfr-from-differences yes;\n    allow-transfer {{ key \"{KEY_NAME}\"; }};\n    also-notify {{ 127.0.0.1 port {secondary_port} key \"{KEY_NAME}\"; }};\n}};\n",
+        dir = named_dir.display(),
+    );
+    let conf_path = named_dir.join("named.conf");
+    std::fs::write(&conf_path, conf).unwrap();
+    let mut bind = ServerProcess::spawn(
+        "named",
+        named,
+        [OsStr::new("-g"), OsStr::new("-c"), conf_path.as_os_str()],
+        &named_dir,
+        localhost(primary_port),
+    );
+    bind.wait_ready(ZONE, true);
+
+    let secondary_dir = dir.join("secondary");
+    let wrong_dir = dir.join("wrong");
+    for directory in [&secondary_dir, &wrong_dir] {
+        std::fs::create_dir_all(directory).unwrap();
+    }
+    let corefile = secondary_corefile(
+        secondary_port,
+        primary_port,
+        Some(KEY_SECRET),
+        None,
+        &secondary_dir.join("data"),
+    );
+    let mut secondary = common::spawn_ringdns(&corefile, &secondary_dir, localhost(secondary_port));
+    secondary.wait_ready(ZONE, false);
+    let wrong_corefile = secondary_corefile(
+        wrong_port,
+        primary_port,
+        Some(WRONG_SECRET),
+        None,
+        &wrong_dir.join("data"),
+    );
+    let mut wrong = common::spawn_ringdns(&wrong_corefile, &wrong_dir, localhost(wrong_port));
+    wrong.wait_ready(ZONE, false);
+    let context = || format!("{}\n{}", secondary.output(), bind.output());
+    assert!(
+        wait_for(Duration::from_secs(10), || soa_serial(secondary.addr)
+            == Some(2024010101)),
+        "{}",
+        context()
+    );
+
+    // Edit on BIND, SIGHUP: BIND computes the difference and NOTIFYs.
+    std::fs::write(
+        &zone_file,
+        zone_text(2024010102, &format!("{VERSION_2}{filler}")),
+    )
+    .unwrap();
+    // SAFETY: signalling the named we started.
+    unsafe { libc::kill(bind.pid() as libc::pid_t, libc::SIGHUP) };
+    let edited = Instant::now();
+    assert!(
+        wait_for(Duration::from_secs(5), || soa_serial(secondary.addr)
+            == Some(2024010102)),
+        "{}",
+        context()
+    );
+    eprintln!(
+        "ringdns had BIND's edit {} ms after the reload",
+        edited.elapsed().as_millis()
+    );
+    assert_has_version_2(secondary.addr, "ringdns secondary of BIND", &context);
+    let log = secondary.stderr();
+    assert!(
+        log.contains("NOTIFY for example.com. from 127.0.0.1"),
+        "{log}"
+    );
+    assert!(log.contains("(IXFR from 127.0.0.1"), "{log}");
+
+    // The wrong secret: nothing transferred, the reason logged.
+    assert_eq!(soa_serial(wrong.addr), None, "{}", wrong.output());
+    assert!(
+        wait_for(Duration::from_secs(5), || wrong.stderr().contains("BADSIG")),
+        "{}",
+        wrong.output()
+    );
+}
+
+/// ringdns primary → ringdns secondary → Knot secondary: an edit on the
+/// primary's file converges down the chain.
+#[test]
+fn ringdns_primary_to_ringdns_secondary_to_knot_converges() {
+    if require_tool("knotd").is_none() {
+        return;
+    }
+    let dir = TempDir::new("ringdns-chain");
+    let (primary_port, middle_port, knot_port) = (free_port(), free_port(), free_port());
+    let zone_file = dir.write("db.example.com", zone_text(2024010101, VERSION_1));
+    let (primary_dir, middle_dir, knot_dir) =
+        (dir.join("primary"), dir.join("middle"), dir.join("knot"));
+    for directory in [&primary_dir, &middle_dir, &knot_dir] {
+        std::fs::create_dir_all(directory).unwrap();
+    }
+    let primary = common::start_ringdns(
+        &primary_corefile(primary_port, &zone_file, &[middle_port], true),
+        &primary_dir,
+    );
+    let middle_text = secondary_corefile(
+        middle_port,
+        primary_port,
+        Some(KEY_SECRET),
+        Some(knot_port),
+        &middle_dir.join("data"),
+    );
+    let mut middle = common::spawn_ringdns(&middle_text, &middle_dir, localhost(middle_port));
+    middle.wait_ready(ZONE, false);
+    let knot = start_knot_secondary(&knot_dir, knot_port, middle_port, None).unwrap();
+    let context = || {
+        format!(
+            "{}\n{}\n{}",
+            primary.output(),
+            middle.output(),
+            knot.output()
+        )
+    };
+    assert!(
+        wait_for(Duration::from_secs(10), || soa_serial(knot.addr)
+            == Some(2024010101)),
+        "{}",
+        context()
+    );
+    write_zone(&zone_file, &zone_text(2024010102, VERSION_2));
+    let edited = Instant::now();
+    assert!(
+        wait_for(Duration::from_secs(5), || soa_serial(knot.addr)
+            == Some(2024010102)),
+        "{}",
+        context()
+    );
+    eprintln!(
+        "the chain converged {} ms after the edit",
+        edited.elapsed().as_millis()
+    );
+    assert_has_version_2(knot.addr, "knot at the end of the chain", &context);
+    assert!(
+        middle.stderr().contains("(IXFR from 127.0.0.1"),
+        "{}",
+        context()
+    );
+    assert!(knot.stderr().contains("IXFR"), "{}", context());
 }

@@ -13,7 +13,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{ServerProcess, TempDir, free_port, require_tool};
+use common::{ServerProcess, TempDir, free_port, require_tool, wait_for};
 use ringdns::wire::message::{Header, MessageWriter};
 use ringdns::wire::{name, rtype};
 
@@ -75,19 +75,6 @@ fn status(addr: SocketAddr) -> String {
         .to_string()
 }
 
-fn wait_for(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if condition() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 fn primary_corefile(port: u16, zone_file: &Path, notify_port: Option<u16>) -> String {
     let to = notify_port.map_or("*".to_string(), |port| format!("127.0.0.1:{port}"));
     format!(
@@ -96,11 +83,10 @@ fn primary_corefile(port: u16, zone_file: &Path, notify_port: Option<u16>) -> St
     )
 }
 
-fn secondary_corefile(port: u16, primary_port: u16, storage: &Path) -> String {
+fn secondary_corefile(port: u16, primary_port: u16, storage: &Path, metrics_port: u16) -> String {
     format!(
-        "example.com:{port} {{\n    bind 127.0.0.1\n    secondary {{\n        transfer from 127.0.0.1:{primary_port}\n        refresh-min 1s\n    }}\n    transfer {{\n        to *\n    }}\n    storage {}\n    prometheus 127.0.0.1:{}\n}}\n",
+        "example.com:{port} {{\n    bind 127.0.0.1\n    secondary {{\n        transfer from 127.0.0.1:{primary_port}\n        refresh-min 1s\n    }}\n    transfer {{\n        to *\n    }}\n    storage {}\n    prometheus 127.0.0.1:{metrics_port}\n}}\n",
         storage.display(),
-        free_port()
     )
 }
 
@@ -127,19 +113,44 @@ fn persisted_copy_serves_at_once_expires_without_a_primary_and_recovers() {
     }
     let primary_text = primary_corefile(primary_port, &zone_file, Some(secondary_port));
     let mut primary = common::start_ringdns(&primary_text, &primary_dir);
-    let corefile = secondary_corefile(secondary_port, primary_port, &dir.join("storage"));
+    let metrics_port = free_port();
+    let corefile = secondary_corefile(
+        secondary_port,
+        primary_port,
+        &dir.join("storage"),
+        metrics_port,
+    );
     let mut secondary = start_secondary(&corefile, &secondary_dir, secondary_port);
     assert!(
-        wait_for(Duration::from_secs(10), || soa_serial(secondary.addr) == Some(7)),
+        wait_for(Duration::from_secs(10), || soa_serial(secondary.addr)
+            == Some(7)),
         "{}",
         secondary.output()
+    );
+    // The expire timer is exported: last confirmation + the SOA's 6 s.
+    let (_, metrics) = common::http_get(localhost(metrics_port), "/metrics");
+    let timestamp = |metric: &str| -> u64 {
+        metrics
+            .lines()
+            .find(|line| line.starts_with(&format!("{metric}{{zone=\"example.com.\"}} ")))
+            .and_then(|line| line.split_whitespace().nth(1)?.parse().ok())
+            .unwrap_or_else(|| panic!("no {metric}:\n{metrics}"))
+    };
+    assert_eq!(
+        timestamp("ringdns_secondary_expire_timestamp_seconds"),
+        timestamp("ringdns_secondary_refresh_timestamp_seconds") + 6
     );
 
     // Primary gone, secondary restarted: it serves its copy at once.
     primary.stop();
     secondary.stop();
     let secondary = start_secondary(&corefile, &secondary_dir, secondary_port);
-    assert_eq!(soa_serial(secondary.addr), Some(7), "{}", secondary.output());
+    assert_eq!(
+        soa_serial(secondary.addr),
+        Some(7),
+        "{}",
+        secondary.output()
+    );
     assert!(secondary.stderr().contains("serving serial 7 from disk"));
     assert_eq!(
         kdig(secondary.addr, &["+short", "h1.example.com", "A"]).trim(),
@@ -148,17 +159,23 @@ fn persisted_copy_serves_at_once_expires_without_a_primary_and_recovers() {
 
     // Six seconds (the SOA expire) after the last contact: SERVFAIL.
     assert!(
-        wait_for(Duration::from_secs(12), || status(secondary.addr) == "SERVFAIL"),
+        wait_for(Duration::from_secs(12), || status(secondary.addr)
+            == "SERVFAIL"),
         "{}",
         secondary.output()
     );
-    assert!(secondary.stderr().contains("expired"), "{}", secondary.output());
+    assert!(
+        secondary.stderr().contains("expired"),
+        "{}",
+        secondary.output()
+    );
 
     // The primary returns (with a newer serial): the secondary recovers.
     std::fs::write(&zone_file, zone_text(8, (1, 1, 6), 3)).unwrap();
     let _primary = common::start_ringdns(&primary_text, &primary_dir);
     assert!(
-        wait_for(Duration::from_secs(10), || soa_serial(secondary.addr) == Some(8)),
+        wait_for(Duration::from_secs(10), || soa_serial(secondary.addr)
+            == Some(8)),
         "{}",
         secondary.output()
     );
@@ -219,10 +236,16 @@ fn kill_9_during_a_large_transfer_never_leaves_a_torn_zone() {
     }
     let primary_text = primary_corefile(primary_port, &zone_file, Some(secondary_port));
     let mut primary = common::start_ringdns(&primary_text, &primary_dir);
-    let corefile = secondary_corefile(secondary_port, primary_port, &dir.join("storage"));
+    let corefile = secondary_corefile(
+        secondary_port,
+        primary_port,
+        &dir.join("storage"),
+        free_port(),
+    );
     let mut secondary = start_secondary(&corefile, &secondary_dir, secondary_port);
     assert!(
-        wait_for(Duration::from_secs(60), || soa_serial(secondary.addr) == Some(1)),
+        wait_for(Duration::from_secs(60), || soa_serial(secondary.addr)
+            == Some(1)),
         "{}",
         secondary.output()
     );
@@ -232,9 +255,14 @@ fn kill_9_during_a_large_transfer_never_leaves_a_torn_zone() {
     let reloaded = Instant::now();
     // SAFETY: signalling the primary we started (its PID is ours to use).
     unsafe { libc::kill(primary.pid() as libc::pid_t, libc::SIGHUP) };
-    assert!(wait_for(Duration::from_secs(60), || soa_serial(secondary.addr) == Some(2)));
+    assert!(wait_for(Duration::from_secs(60), || soa_serial(
+        secondary.addr
+    ) == Some(2)));
     let propagation = reloaded.elapsed();
-    eprintln!("a new version takes {} ms to be served", propagation.as_millis());
+    eprintln!(
+        "a new version takes {} ms to be served",
+        propagation.as_millis()
+    );
     let span = propagation.as_millis() as u64 * 13 / 10;
     let mut seed = std::process::id() as u64 ^ 0x9E37_79B9_7F4A_7C15;
     let mut versions_seen = Vec::new();
@@ -272,7 +300,8 @@ fn kill_9_during_a_large_transfer_never_leaves_a_torn_zone() {
         // the next round.
         primary = common::start_ringdns(&primary_text, &primary_dir);
         assert!(
-            wait_for(Duration::from_secs(60), || soa_serial(secondary.addr) == Some(round)),
+            wait_for(Duration::from_secs(60), || soa_serial(secondary.addr)
+                == Some(round)),
             "{}",
             secondary.output()
         );
@@ -346,8 +375,10 @@ fn a_bad_primary_never_replaces_the_good_copy() {
     let zone_file = dir.write("db.example.com", zone_text(50, (1, 1, 86400), 3));
     let primary_dir = dir.join("primary");
     std::fs::create_dir_all(&primary_dir).unwrap();
-    let mut primary =
-        common::start_ringdns(&primary_corefile(primary_port, &zone_file, None), &primary_dir);
+    let mut primary = common::start_ringdns(
+        &primary_corefile(primary_port, &zone_file, None),
+        &primary_dir,
+    );
     let garbage = fake_primary(60, Misbehaviour::Garbage);
     let stall = fake_primary(61, Misbehaviour::Stall);
     let older = fake_primary(40, Misbehaviour::Garbage);
@@ -359,7 +390,9 @@ fn a_bad_primary_never_replaces_the_good_copy() {
     let secondary_dir = dir.join("secondary");
     std::fs::create_dir_all(&secondary_dir).unwrap();
     let mut secondary = start_secondary(&corefile, &secondary_dir, secondary_port);
-    assert!(wait_for(Duration::from_secs(10), || soa_serial(secondary.addr) == Some(50)));
+    assert!(wait_for(Duration::from_secs(10), || soa_serial(
+        secondary.addr
+    ) == Some(50)));
     primary.stop();
     secondary.stop();
 

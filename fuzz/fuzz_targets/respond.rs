@@ -1,6 +1,7 @@
 //! The query path on arbitrary bytes: `respond()` over UDP and TCP against
-//! a zone with every kind of answer. It must never panic, and every reply
-//! must echo the ID, set QR and respect the size limit.
+//! a zone with every kind of answer, without and with DNS cookies. It must
+//! never panic, and every reply must echo the ID, set QR and respect the
+//! size limit.
 #![no_main]
 
 use std::path::Path;
@@ -8,7 +9,8 @@ use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
 use ringdns::compile::{AnswerTable, ZoneInput, compile};
-use ringdns::respond::{Transport, UDP_PAYLOAD_SIZE_MAX, respond};
+use ringdns::cookie::{CookieSecrets, SecretPair};
+use ringdns::respond::{Cookies, Transport, UDP_PAYLOAD_SIZE_MAX, respond_with_cookies};
 use ringdns::wire::name::from_text;
 use ringdns::wire::query::Query;
 
@@ -24,11 +26,27 @@ fn table() -> &'static AnswerTable {
     })
 }
 
+fn secrets() -> &'static CookieSecrets {
+    static SECRETS: OnceLock<CookieSecrets> = OnceLock::new();
+    SECRETS.get_or_init(|| {
+        CookieSecrets::new(SecretPair {
+            current: [1; 16],
+            previous: [2; 16],
+        })
+    })
+}
+
 fuzz_target!(|packet: &[u8]| {
     let mut query = Query::default();
     let mut out = vec![0u8; 65535];
-    for transport in [Transport::Udp, Transport::Tcp] {
-        let length = respond(&mut query, packet, table(), transport, &mut out);
+    let cookies = Cookies::new(secrets(), std::net::Ipv4Addr::LOCALHOST.into());
+    for (transport, cookies) in [
+        (Transport::Udp, None),
+        (Transport::Tcp, None),
+        (Transport::Udp, Some(cookies)),
+    ] {
+        let length =
+            respond_with_cookies(&mut query, packet, table(), transport, cookies, &mut out);
         if length == 0 {
             continue;
         }

@@ -50,6 +50,20 @@
 //!         sndbuf 4M
 //!     }
 //!     health :8080                       # /health; also prometheus [ADDR], ready [ADDR]
+//!     transfer {                         # who may AXFR/IXFR; single addresses get NOTIFY
+//!         to 192.0.2.53 10.0.0.0/8 [2001:db8::53]:5300 key xfr-key.
+//!     }
+//!     tsig {                             # process-wide keys; require: transfers only
+//!         secret xfr-key. c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0 hmac-sha256
+//!         require AXFR IXFR
+//!     }
+//! }
+//! example.net {
+//!     secondary {                        # a secondary zone, primaries tried in order
+//!         transfer from 192.0.2.1 192.0.2.2:5300 key xfr-key.
+//!         refresh-min 5s                 # clamps on the SOA timers
+//!     }
+//!     storage /var/lib/ringdns           # journals and secondary copies
 //! }
 //! ```
 //!
@@ -62,8 +76,9 @@
 //! - Two blocks may not serve the same zone on the same port.
 //! - `prometheus [ADDR]` (default `localhost:9153`), `health [ADDR]`
 //!   (`:8080`) and `ready [ADDR]` (`:8181`) set the HTTP endpoints, once
-//!   per process; `transfer`, `secondary`, `tsig` and `reload` are errors,
-//!   because ignoring them would serve something other than what was asked.
+//!   per process; `reload` is an error, because ignoring it would serve
+//!   something other than what was asked.
+//! - A zone gets its data from one `file` or one `secondary` per block.
 //! - A snippet must be defined above its first `import`. `import` first
 //!   looks for a snippet of that name, then for files; wildcards (`*`,
 //!   `?`) are allowed in the file name only, and a pattern that matches
@@ -202,6 +217,9 @@ pub struct Config {
     pub http: HttpEndpoints,
     /// `rrl { … }` in any block (the first wins): response rate limiting.
     pub rrl: Option<crate::rrl::RrlConfig>,
+    /// `cookies [{ … }]` in any block (one only): DNS Cookies (RFC 7873,
+    /// server cookies per RFC 9018); off without it.
+    pub cookies: Option<crate::cookie::CookieConfig>,
     /// `nsid [DATA]` (RFC 5001) in any block: the identifier replies carry
     /// when a query asks; the host's name when DATA is omitted.
     pub nsid: Option<String>,

@@ -17,7 +17,7 @@ use super::{
 
 /// The directives ringdns implements, as listed in "unknown directive"
 /// errors.
-const DIRECTIVES: &str = "bind, errors, file, log, engine, prometheus, health, ready, nsid, rrl, transfer, secondary, tsig, storage";
+const DIRECTIVES: &str = "bind, errors, file, log, engine, prometheus, health, ready, nsid, rrl, cookies, transfer, secondary, tsig, storage";
 /// CoreDNS directives whose absence would change what is served, so
 /// ignoring them would be wrong.
 const UNSUPPORTED_DIRECTIVES: [&str; 1] = ["reload"];
@@ -47,6 +47,8 @@ const WORKERS_MAX: usize = values::CPU_INDEX_MAX + 1;
 const RING_ENTRIES_MAX: usize = 32768;
 /// The kernel's limit on messages per recvmmsg/sendmmsg call (UIO_MAXIOV).
 const BATCH_MAX: usize = 1024;
+/// The longest cookie secret rotation period, a year.
+const COOKIE_ROTATE_S_MAX: u64 = 8760 * 3600;
 
 /// Resolves the lines of the main file (imports already pasted in). Errors
 /// are appended to `errors`; the returned config, which carries `warnings`
@@ -66,6 +68,7 @@ pub(super) fn resolve(
         http: HttpEndpoints::default(),
         nsid: None,
         rrl: None,
+        cookies: None,
         tsig_secrets: Vec::new(),
         storage: None,
     };
@@ -93,6 +96,7 @@ pub(super) fn resolve(
         http,
         nsid,
         rrl,
+        cookies,
         tsig_secrets,
         storage,
         ..
@@ -112,6 +116,7 @@ pub(super) fn resolve(
         http,
         nsid,
         rrl,
+        cookies,
         tsig_secrets,
         storage,
         warnings,
@@ -129,6 +134,7 @@ struct Resolver<'a> {
     http: HttpEndpoints,
     nsid: Option<String>,
     rrl: Option<crate::rrl::RrlConfig>,
+    cookies: Option<crate::cookie::CookieConfig>,
     tsig_secrets: Vec<super::TsigSecret>,
     storage: Option<std::path::PathBuf>,
 }
@@ -205,6 +211,7 @@ impl Resolver<'_> {
             "health" => self.http_endpoint(line, ":8080", |http| &mut http.health),
             "ready" => self.http_endpoint(line, ":8181", |http| &mut http.ready),
             "rrl" => self.rrl(line),
+            "cookies" => self.cookies(line),
             "transfer" => self.transfer(server, line),
             "secondary" => self.secondary(server, line),
             "tsig" => self.tsig(server, line),
@@ -354,6 +361,74 @@ impl Resolver<'_> {
             return;
         }
         self.rrl = Some(rrl);
+    }
+
+    /// `cookies [{ secret HEX32; rotate DURATION }]`: DNS Cookies (RFC
+    /// 7873) with RFC 9018 server cookies. Without `secret` a random one is
+    /// made at start and replaced every `rotate` (default 1h); with one, it
+    /// is used as written unless `rotate` is given too (then each period's
+    /// secret is derived from it). `rotate 0` never rotates.
+    fn cookies(&mut self, line: &Line) {
+        let name = line.name();
+        if let Some(first) = line.args().first() {
+            self.error(
+                first,
+                "'cookies' takes no arguments; expected 'cookies' or 'cookies {' with 'secret HEX32' or 'rotate DURATION' inside",
+            );
+        }
+        let mut secret = None;
+        let mut rotate = None;
+        for setting in line.block.iter().flat_map(|block| &block.lines) {
+            let key = setting.name();
+            let example = match key.text.as_str() {
+                "secret" => "secret 000102030405060708090a0b0c0d0e0f",
+                "rotate" => "rotate 1h",
+                other => {
+                    let message =
+                        format!("unknown cookies setting '{other}'; expected secret or rotate");
+                    self.error(key, message);
+                    continue;
+                }
+            };
+            let [value] = setting.args() else {
+                self.error(key, format!("expected one value: '{example}'"));
+                continue;
+            };
+            if key.text == "secret" {
+                match values::hex_bytes::<{ crate::cookie::SECRET_LEN }>(&value.text) {
+                    Ok(bytes) => secret = Some(bytes),
+                    Err(message) => self.error(value, format!("cookie secret: {message}")),
+                }
+                continue;
+            }
+            match values::duration(&value.text) {
+                Ok(period) if period.is_zero() => rotate = Some(None),
+                Ok(period) if period < Duration::from_secs(1) => self.error(
+                    value,
+                    "expected a rotation period of at least 1s, or 0 for never",
+                ),
+                Ok(period) if period > Duration::from_secs(COOKIE_ROTATE_S_MAX) => self.error(
+                    value,
+                    "expected a rotation period of at most a year (8760h)",
+                ),
+                Ok(period) => rotate = Some(Some(period)),
+                Err(message) => self.error(value, message),
+            }
+        }
+        if self.cookies.is_some() {
+            self.error(name, "only one 'cookies' directive is allowed");
+            return;
+        }
+        // A configured secret is shared with other servers (RFC 9018 §6):
+        // changing it on our own would break that, so it stays unless asked.
+        let rotate_default = match secret {
+            Some(_) => None,
+            None => Some(crate::cookie::ROTATE_DEFAULT),
+        };
+        self.cookies = Some(crate::cookie::CookieConfig {
+            secret,
+            rotate: rotate.unwrap_or(rotate_default),
+        });
     }
 
     /// `prometheus [ADDR]`, `health [ADDR]`, `ready [ADDR]`: one address,

@@ -237,7 +237,7 @@ fn public_parse_str_returns_errors_and_display_format() {
     assert_eq!(
         shown(&errors),
         [
-            "Corefile:7: unknown directive 'fiel'; expected one of: bind, errors, file, log, engine, prometheus, health, ready, nsid, rrl, transfer, secondary, tsig, storage"
+            "Corefile:7: unknown directive 'fiel'; expected one of: bind, errors, file, log, engine, prometheus, health, ready, nsid, rrl, cookies, transfer, secondary, tsig, storage"
         ]
     );
     let config = parse_str("a.org {\n file db\n}", Path::new("Corefile")).unwrap();
@@ -819,5 +819,79 @@ fn rrl_settings() {
     assert!(one_error("a.org {\n rrl {\n  burst 5\n }\n}").contains("unknown rrl setting 'burst'"));
     assert!(
         one_error("a.org {\n rrl {\n  exempt 192.0.2.0/33\n }\n}").contains("expected a network")
+    );
+}
+
+#[test]
+fn cookies_settings() {
+    use crate::cookie::{CookieConfig, ROTATE_DEFAULT};
+    assert_eq!(ok("a.org {\n}").cookies, None);
+    // Bare: a random secret, rotated hourly.
+    assert_eq!(
+        ok("a.org {\n cookies\n}").cookies,
+        Some(CookieConfig {
+            secret: None,
+            rotate: Some(ROTATE_DEFAULT),
+        })
+    );
+    // A shared secret stays as written unless a rotation is asked for.
+    let secret: [u8; 16] = std::array::from_fn(|index| index as u8 * 0x11);
+    let config = ok("a.org {\n cookies {\n  secret 00112233445566778899AaBbCcDdEeFf\n }\n}");
+    assert_eq!(
+        config.cookies,
+        Some(CookieConfig {
+            secret: Some(secret),
+            rotate: None,
+        })
+    );
+    let config =
+        ok("a.org {\n cookies {\n  secret 00112233445566778899aabbccddeeff\n  rotate 24h\n }\n}");
+    assert_eq!(
+        config.cookies.as_ref().unwrap().rotate,
+        Some(Duration::from_secs(86400))
+    );
+    assert_eq!(
+        ok("a.org {\n cookies {\n  rotate 0\n }\n}")
+            .cookies
+            .unwrap()
+            .rotate,
+        None
+    );
+    // In another block, as rrl: process-wide.
+    assert!(ok("a.org {\n}\nb.org {\n cookies\n}").cookies.is_some());
+    // The secret never shows in Debug output.
+    assert!(!format!("{config:?}").contains("aabb"));
+
+    assert_eq!(
+        one_error("a.org {\n cookies {\n  secret 0011\n }\n}"),
+        "Corefile:3: cookie secret: expected 32 hex digits (16 bytes), got '0011'"
+    );
+    assert!(
+        one_error("a.org {\n cookies {\n  secret 00112233445566778899aabbccddeefg\n }\n}")
+            .starts_with("Corefile:3: cookie secret: expected 32 hex digits")
+    );
+    assert_eq!(
+        one_error("a.org {\n cookies {\n  rotate soon\n }\n}"),
+        "Corefile:3: expected a duration like 30s, 1m, 1h30m or 500ms, got 'soon'"
+    );
+    assert_eq!(
+        one_error("a.org {\n cookies {\n  rotate 10ms\n }\n}"),
+        "Corefile:3: expected a rotation period of at least 1s, or 0 for never"
+    );
+    assert_eq!(
+        one_error("a.org {\n cookies {\n  enforce\n }\n}"),
+        "Corefile:3: unknown cookies setting 'enforce'; expected secret or rotate"
+    );
+    assert_eq!(
+        one_error("a.org {\n cookies {\n  rotate\n }\n}"),
+        "Corefile:3: expected one value: 'rotate 1h'"
+    );
+    assert!(
+        one_error("a.org {\n cookies on\n}")
+            .starts_with("Corefile:2: 'cookies' takes no arguments")
+    );
+    assert_eq!(
+        one_error("a.org {\n cookies\n}\nb.org {\n cookies\n}"),
+        "Corefile:5: only one 'cookies' directive is allowed"
     );
 }

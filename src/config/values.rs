@@ -278,6 +278,19 @@ pub(super) fn cidr(text: &str) -> Result<(IpAddr, u8), String> {
     Ok((address, prefix))
 }
 
+/// Exactly `N` bytes written as `2N` hex digits (either case).
+pub(super) fn hex_bytes<const N: usize>(text: &str) -> Result<[u8; N], String> {
+    let usage = || format!("expected {} hex digits ({N} bytes), got '{text}'", 2 * N);
+    if text.len() != 2 * N || !text.bytes().all(|byte| byte.is_ascii_hexdigit()) {
+        return Err(usage());
+    }
+    let mut bytes = [0u8; N];
+    for (index, byte) in bytes.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&text[2 * index..2 * index + 2], 16).map_err(|_| usage())?;
+    }
+    Ok(bytes)
+}
+
 /// An IPv4 or IPv6 address; `[::1]` is accepted as `::1`.
 pub(super) fn ip_address(text: &str) -> Result<IpAddr, String> {
     let inner = text

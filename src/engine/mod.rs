@@ -18,10 +18,11 @@ use std::thread::JoinHandle;
 
 use socket2::{Domain, Protocol, Socket, Type};
 
+use crate::cookie::{CookieSecrets, ServerCookieCheck};
 use crate::metrics::{self, Family, Proto, QueryCounters};
 use crate::publish::TableReader;
 use crate::querylog::{LogQueue, LogRecord};
-use crate::respond::{Transport, respond};
+use crate::respond::{Cookies, Transport, respond_with_cookies};
 use crate::rrl::{RateLimiter, ResponseKind, Verdict};
 use crate::slowpath::notify;
 use crate::slowpath::zones::ZoneStore;
@@ -77,6 +78,8 @@ pub struct DnsHandler {
     rrl: Option<RateLimiter>,
     /// Where NOTIFY messages are checked (secondary zones' primaries).
     zones: Option<Arc<ZoneStore>>,
+    /// The server cookie secrets, when `cookies` is configured.
+    cookies: Option<Arc<CookieSecrets>>,
 }
 
 impl DnsHandler {
@@ -94,7 +97,15 @@ impl DnsHandler {
             log,
             rrl,
             zones,
+            cookies: None,
         }
+    }
+
+    /// Answers DNS cookies (RFC 7873) with `cookies`' secrets; a query
+    /// whose server cookie is valid is then exempt from rate limiting.
+    pub fn with_cookies(mut self, cookies: Option<Arc<CookieSecrets>>) -> Self {
+        self.cookies = cookies;
+        self
     }
 }
 
@@ -122,7 +133,18 @@ impl PacketHandler for DnsHandler {
         // One atomic load per packet: a newly published table is seen on
         // the next packet, and no lock is ever taken.
         let table = self.reader.load();
-        let mut length = respond(&mut self.query, packet, table, Transport::Udp, out);
+        let cookies = match &self.cookies {
+            Some(secrets) => peer
+                .socket_addr()
+                .map(|peer| Cookies::new(secrets, peer.ip())),
+            None => None,
+        };
+        let mut length =
+            respond_with_cookies(&mut self.query, packet, table, Transport::Udp, cookies, out);
+        let cookie_check = self.query.cookie_answer.map(|answer| answer.check);
+        if let Some(check) = cookie_check {
+            self.counters.record_cookie(check);
+        }
         if self.query.qtype == crate::wire::rtype::IXFR
             && length > 0
             && let Some(zones) = &self.zones
@@ -144,7 +166,10 @@ impl PacketHandler for DnsHandler {
             out[..signed.len()].copy_from_slice(&signed);
             length = signed.len();
         }
+        // A valid server cookie proves the source address (RFC 7873 §1):
+        // rate limiting, a defence against spoofed sources, lets it by.
         if length > 0
+            && cookie_check != Some(ServerCookieCheck::Valid)
             && let Some(rrl) = &mut self.rrl
             && let Some(peer) = peer.socket_addr()
         {
@@ -156,7 +181,12 @@ impl PacketHandler for DnsHandler {
                 }
                 Verdict::Slip => {
                     self.counters.record_rate_limited();
-                    length = truncate_to_question(out, self.query.question_end);
+                    // A signed reply ends in its TSIG, not our OPT.
+                    let opt_len = match self.query.signed {
+                        true => 0,
+                        false => crate::respond::opt_record_len(&self.query, table),
+                    };
+                    length = truncate_to_question(out, length, self.query.question_end, opt_len);
                 }
             }
         }
@@ -203,15 +233,32 @@ fn error_keeping_opt(
     question_end + opt_len
 }
 
-/// Rewrites a reply in `out` as its truncated form: the header with TC set
-/// and no records, then the question. Returns the new length (0 when the
-/// reply had no question to keep).
-fn truncate_to_question(out: &mut [u8], question_end: usize) -> usize {
+/// Rewrites the reply in `out[..length]` as its truncated form: the header
+/// with TC set, the question, and our OPT record (its last `opt_len`
+/// bytes, 0 for none) kept so the client still learns its server cookie
+/// and can prove its address next time. Returns the new length (0 when
+/// the reply had no question to keep).
+fn truncate_to_question(
+    out: &mut [u8],
+    length: usize,
+    question_end: usize,
+    opt_len: usize,
+) -> usize {
     if out.len() < question_end || out.get(4..6) != Some(&[0, 1]) {
         return 0;
     }
     out[2] |= 0x02; // TC
     out[6..12].fill(0);
+    let opt_at = length.saturating_sub(opt_len);
+    if opt_len > 0
+        && opt_at >= question_end
+        && length <= out.len()
+        && out.get(opt_at..opt_at + 3) == Some(&[0, 0, 41])
+    {
+        out.copy_within(opt_at..length, question_end);
+        out[10..12].copy_from_slice(&1u16.to_be_bytes());
+        return question_end + opt_len;
+    }
     question_end
 }
 

@@ -90,6 +90,9 @@ pub struct QueryCounters {
     dnssec_ok: [AtomicU64; 2],
     /// Responses response rate limiting dropped or truncated.
     rrl_limited: AtomicU64,
+    /// Queries with a COOKIE option, by `ServerCookieCheck` (absent,
+    /// valid, invalid).
+    cookies: [AtomicU64; 3],
 }
 
 impl Default for QueryCounters {
@@ -101,6 +104,7 @@ impl Default for QueryCounters {
             responses: std::array::from_fn(|_| std::array::from_fn(|_| AtomicU64::new(0))),
             dnssec_ok: std::array::from_fn(|_| AtomicU64::new(0)),
             rrl_limited: AtomicU64::new(0),
+            cookies: std::array::from_fn(|_| AtomicU64::new(0)),
         }
     }
 }
@@ -112,11 +116,27 @@ fn type_slot(qtype: u16) -> usize {
         .unwrap_or(TYPES.len())
 }
 
+fn cookie_slot(check: crate::cookie::ServerCookieCheck) -> usize {
+    use crate::cookie::ServerCookieCheck;
+    match check {
+        ServerCookieCheck::Absent => 0,
+        ServerCookieCheck::Valid => 1,
+        ServerCookieCheck::Invalid => 2,
+    }
+}
+
 impl QueryCounters {
     /// Counts one response limited by RRL (the worker's own counters).
     #[inline]
     pub fn record_rate_limited(&self) {
         let counter = &self.rrl_limited;
+        counter.store(counter.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+    }
+
+    /// Counts one query's COOKIE option (the worker's own counters).
+    #[inline]
+    pub fn record_cookie(&self, check: crate::cookie::ServerCookieCheck) {
+        let counter = &self.cookies[cookie_slot(check)];
         counter.store(counter.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
     }
 
@@ -198,6 +218,9 @@ pub struct Snapshot<'a> {
     pub replication: Option<&'a crate::slowpath::zones::ReplicationCounters>,
     /// Per zone: bytes in its IXFR journal.
     pub journals: &'a [(String, u64)],
+    /// Per secondary zone with a copy: (name, last confirmed by a primary,
+    /// expires), unix seconds.
+    pub secondaries: &'a [(String, u64, u64)],
 }
 
 fn sum(counters: &[&QueryCounters], read: impl Fn(&QueryCounters) -> &AtomicU64) -> u64 {
@@ -340,6 +363,28 @@ pub fn render(snapshot: &Snapshot<'_>) -> String {
         "ringdns_rrl_limited_total {}",
         sum(counters, |c| &c.rrl_limited)
     );
+    let cookie_families = [
+        (
+            "ringdns_cookie_client_only_total",
+            "UDP queries with a client cookie and no server cookie (a first contact).",
+            crate::cookie::ServerCookieCheck::Absent,
+        ),
+        (
+            "ringdns_cookie_valid_total",
+            "UDP queries with a valid server cookie: their address is proven, and rate limiting lets them by.",
+            crate::cookie::ServerCookieCheck::Valid,
+        ),
+        (
+            "ringdns_cookie_invalid_total",
+            "UDP queries with a server cookie that is not ours, not for this address, or expired.",
+            crate::cookie::ServerCookieCheck::Invalid,
+        ),
+    ];
+    for (metric, help, check) in cookie_families {
+        family(&mut out, metric, "counter", help);
+        let value = sum(counters, |c| &c.cookies[cookie_slot(check)]);
+        let _ = writeln!(out, "{metric} {value}");
+    }
     family(
         &mut out,
         "ringdns_table_names",
@@ -373,6 +418,26 @@ pub fn render(snapshot: &Snapshot<'_>) -> String {
     );
     for (zone, bytes) in snapshot.journals {
         let _ = writeln!(out, "ringdns_journal_bytes{{zone=\"{zone}\"}} {bytes}");
+    }
+    for (metric, help) in [
+        (
+            "ringdns_secondary_refresh_timestamp_seconds",
+            "When a primary last confirmed the secondary zone's copy (unix time).",
+        ),
+        (
+            "ringdns_secondary_expire_timestamp_seconds",
+            "When the secondary zone's copy expires without a primary (unix time).",
+        ),
+    ] {
+        family(&mut out, metric, "gauge", help);
+        for (zone, refreshed, expires) in snapshot.secondaries {
+            let value = if metric.contains("refresh") {
+                refreshed
+            } else {
+                expires
+            };
+            let _ = writeln!(out, "{metric}{{zone=\"{zone}\"}} {value}");
+        }
     }
     if let Some(replication) = snapshot.replication {
         render_replication(&mut out, replication);
@@ -463,6 +528,7 @@ mod tests {
             zones: &[("example.".to_string(), 7, 12, true)],
             replication: None,
             journals: &[],
+            secondaries: &[],
             table_names: 5,
             reload_failed: 0,
         });
@@ -474,6 +540,30 @@ mod tests {
             "coredns_dns_do_requests_total{server=\"dns://:53\",zone=\".\",view=\"\"} 1\n"
         ));
         assert!(text.contains("ringdns_zone_serial{zone=\"example.\"} 7\n"));
+        assert!(text.contains("ringdns_cookie_valid_total 0\n"));
+    }
+
+    #[test]
+    fn cookie_checks_are_counted_apart() {
+        use crate::cookie::ServerCookieCheck;
+        let counters = QueryCounters::default();
+        counters.record_cookie(ServerCookieCheck::Valid);
+        counters.record_cookie(ServerCookieCheck::Valid);
+        counters.record_cookie(ServerCookieCheck::Invalid);
+        let text = render(&Snapshot {
+            server: "dns://:53",
+            counters: &[&counters],
+            workers: &[],
+            zones: &[],
+            replication: None,
+            journals: &[],
+            secondaries: &[],
+            table_names: 0,
+            reload_failed: 0,
+        });
+        assert!(text.contains("ringdns_cookie_valid_total 2\n"));
+        assert!(text.contains("ringdns_cookie_invalid_total 1\n"));
+        assert!(text.contains("ringdns_cookie_client_only_total 0\n"));
     }
 
     #[test]

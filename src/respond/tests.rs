@@ -539,3 +539,259 @@ fn nsid_when_asked_and_formerr_for_a_lying_option() {
     let lying = ask(&table, &with_option(&[0, 3, 0, 9, 1]), Transport::Udp).unwrap();
     assert_eq!(lying.rcode, rcode::FORMERR as u16);
 }
+
+mod cookies {
+    use super::*;
+    use crate::cookie::{SecretPair, ServerCookieCheck, server_cookie};
+
+    const SECRET: [u8; 16] = *b"0123456789abcdef";
+    const CLIENT_COOKIE: [u8; 8] = [0x24, 0x64, 0xc4, 0xab, 0xcf, 0x10, 0xc9, 0x57];
+    const NOW: u32 = 1_700_000_000;
+
+    fn fixed_clock() -> u32 {
+        NOW
+    }
+
+    fn client() -> IpAddr {
+        "192.0.2.33".parse().unwrap()
+    }
+
+    /// A query for `name` with an OPT (payload 1232, `version`) holding
+    /// `options`, each given as (code, data).
+    fn query_with(name: &str, qtype: u16, version: u8, options: &[(u16, &[u8])]) -> Vec<u8> {
+        let mut packet = query(name, qtype, None);
+        packet[11] = 1;
+        packet.extend_from_slice(&[0, 0, 41, 4, 208, 0, version, 0, 0]);
+        let rdata_len: usize = options.iter().map(|(_, data)| 4 + data.len()).sum();
+        packet.extend_from_slice(&(rdata_len as u16).to_be_bytes());
+        for (code, data) in options {
+            packet.extend_from_slice(&code.to_be_bytes());
+            packet.extend_from_slice(&(data.len() as u16).to_be_bytes());
+            packet.extend_from_slice(data);
+        }
+        packet
+    }
+
+    /// The reply and how the query's cookie checked out.
+    fn ask_cookies(
+        table: &AnswerTable,
+        packet: &[u8],
+        transport: Transport,
+        secrets: &CookieSecrets,
+    ) -> (Vec<u8>, Option<ServerCookieCheck>) {
+        let mut out = vec![0u8; 65535];
+        let mut scratch = Query::default();
+        let cookies = Cookies {
+            secrets,
+            client: client(),
+            clock: fixed_clock,
+        };
+        let length = respond_with_cookies(
+            &mut scratch,
+            packet,
+            table,
+            transport,
+            Some(cookies),
+            &mut out,
+        );
+        let check = scratch.cookie_answer.map(|answer| answer.check);
+        out.truncate(length);
+        (out, check)
+    }
+
+    fn secrets() -> CookieSecrets {
+        CookieSecrets::new(SecretPair {
+            current: SECRET,
+            previous: SECRET,
+        })
+    }
+
+    /// The COOKIE option that ends a reply: client cookie and server cookie.
+    fn reply_cookie(reply: &[u8]) -> ([u8; 8], [u8; 16]) {
+        let option = &reply[reply.len() - 28..];
+        assert_eq!(option[..4], [0, 10, 0, 24], "{reply:?}");
+        (
+            option[4..12].try_into().unwrap(),
+            option[12..].try_into().unwrap(),
+        )
+    }
+
+    #[test]
+    fn a_client_cookie_gets_ours_and_ours_comes_back_valid() {
+        let mut table = table();
+        table.set_nsid(b"ns1");
+        let secrets = secrets();
+        let expected = server_cookie(&SECRET, &CLIENT_COOKIE, client(), NOW);
+        // NSID first, then the cookie; both in one OPT.
+        let packet = query_with(
+            "www.example",
+            rtype::A,
+            0,
+            &[(3, &[]), (10, &CLIENT_COOKIE)],
+        );
+        let (reply, check) = ask_cookies(&table, &packet, Transport::Udp, &secrets);
+        assert_eq!(check, Some(ServerCookieCheck::Absent));
+        assert_eq!(reply_cookie(&reply), (CLIENT_COOKIE, expected));
+        let parsed = parse(&reply);
+        assert_eq!(section(&parsed, 0).len(), 1);
+        let nsid_at = reply.len() - 28 - 7;
+        assert_eq!(reply[nsid_at..nsid_at + 7], [0, 3, 0, 3, b'n', b's', b'1']);
+        let opt_at = reply.len() - opt_record_len_for(&table, &packet, &secrets);
+        assert_eq!(reply[opt_at..opt_at + 3], [0, 0, 41]);
+        assert_eq!(
+            u16::from_be_bytes([reply[opt_at + 9], reply[opt_at + 10]]),
+            7 + 28
+        );
+
+        let mut returned = CLIENT_COOKIE.to_vec();
+        returned.extend_from_slice(&expected);
+        let packet = query_with("www.example", rtype::A, 0, &[(10, &returned)]);
+        for transport in [Transport::Udp, Transport::Tcp] {
+            let (reply, check) = ask_cookies(&table, &packet, transport, &secrets);
+            assert_eq!(check, Some(ServerCookieCheck::Valid));
+            assert_eq!(reply_cookie(&reply), (CLIENT_COOKIE, expected));
+        }
+
+        // From another secret: still answered, with a fresh cookie of ours.
+        let other = CookieSecrets::new(SecretPair {
+            current: [1; 16],
+            previous: [1; 16],
+        });
+        let (reply, check) = ask_cookies(&table, &packet, Transport::Udp, &other);
+        assert_eq!(check, Some(ServerCookieCheck::Invalid));
+        assert_eq!(parse(&reply).rcode, rcode::NOERROR as u16);
+        assert_eq!(
+            reply_cookie(&reply).1,
+            server_cookie(&[1; 16], &CLIENT_COOKIE, client(), NOW)
+        );
+    }
+
+    fn opt_record_len_for(table: &AnswerTable, packet: &[u8], secrets: &CookieSecrets) -> usize {
+        let mut out = vec![0u8; 65535];
+        let mut scratch = Query::default();
+        let cookies = Cookies {
+            secrets,
+            client: client(),
+            clock: fixed_clock,
+        };
+        respond_with_cookies(
+            &mut scratch,
+            packet,
+            table,
+            Transport::Udp,
+            Some(cookies),
+            &mut out,
+        );
+        opt_record_len(&scratch, table)
+    }
+
+    #[test]
+    fn without_cookies_configured_no_cookie_is_answered() {
+        let table = table();
+        let packet = query_with("www.example", rtype::A, 0, &[(10, &CLIENT_COOKIE)]);
+        let mut out = vec![0u8; 65535];
+        let mut scratch = Query::default();
+        let length = respond(&mut scratch, &packet, &table, Transport::Udp, &mut out);
+        assert!(out[..length].ends_with(&[0, 41, 4, 208, 0, 0, 0, 0, 0, 0]));
+        assert_eq!(scratch.cookie_answer, None);
+        // Nor without a COOKIE option when they are.
+        let plain = query_with("www.example", rtype::A, 0, &[]);
+        let (reply, check) = ask_cookies(&table, &plain, Transport::Udp, &secrets());
+        assert_eq!(check, None);
+        assert!(reply.ends_with(&[0, 41, 4, 208, 0, 0, 0, 0, 0, 0]));
+    }
+
+    /// RFC 7873 §5.2.2: 8 bytes, or 16 to 40; anything else is FORMERR
+    /// with cookies configured, and ignored without (as Knot and NSD).
+    #[test]
+    fn malformed_lengths_are_formerr_and_only_the_first_option_counts() {
+        let table = table();
+        let secrets = secrets();
+        let data = [7u8; 41];
+        for length in [0, 1, 7, 9, 15, 41] {
+            let packet = query_with("www.example", rtype::A, 0, &[(10, &data[..length])]);
+            let (reply, _) = ask_cookies(&table, &packet, Transport::Udp, &secrets);
+            assert_eq!(parse(&reply).rcode, rcode::FORMERR as u16, "{length} bytes");
+            let plain = ask(&table, &packet, Transport::Udp).unwrap();
+            assert_eq!(plain.rcode, rcode::NOERROR as u16, "{length} bytes");
+            assert_eq!(section(&plain, 0).len(), 1);
+        }
+        for length in [8, 16, 24, 40] {
+            let packet = query_with("www.example", rtype::A, 0, &[(10, &data[..length])]);
+            let (reply, check) = ask_cookies(&table, &packet, Transport::Udp, &secrets);
+            assert_eq!(parse(&reply).rcode, rcode::NOERROR as u16, "{length} bytes");
+            let expected = match length {
+                8 => ServerCookieCheck::Absent,
+                _ => ServerCookieCheck::Invalid,
+            };
+            assert_eq!(check, Some(expected), "{length} bytes");
+            assert_eq!(reply_cookie(&reply).0, [7; 8]);
+        }
+        // A second COOKIE option, even a malformed one, is ignored (§5.2).
+        let packet = query_with(
+            "www.example",
+            rtype::A,
+            0,
+            &[(10, &CLIENT_COOKIE), (10, &data[..3])],
+        );
+        let (reply, check) = ask_cookies(&table, &packet, Transport::Udp, &secrets);
+        assert_eq!(check, Some(ServerCookieCheck::Absent));
+        assert_eq!(reply_cookie(&reply).0, CLIENT_COOKIE);
+    }
+
+    #[test]
+    fn truncated_and_error_replies_carry_the_cookie() {
+        let table = table();
+        let secrets = secrets();
+        let expected = server_cookie(&SECRET, &CLIENT_COOKIE, client(), NOW);
+        // 40 A records: truncated or not, the reply ends in the cookie.
+        let big = query_with("big.example", rtype::A, 0, &[(10, &CLIENT_COOKIE)]);
+        let (reply, _) = ask_cookies(&table, &big, Transport::Udp, &secrets);
+        let parsed = parse(&reply);
+        assert!(reply.len() <= UDP_PAYLOAD_SIZE_MAX as usize);
+        if parsed.flags & FLAG_TC != 0 {
+            assert!(parsed.records.is_empty());
+        }
+        assert_eq!(reply_cookie(&reply), (CLIENT_COOKIE, expected));
+        // REFUSED (not ours), NOTIMP (AXFR over UDP), BADVERS.
+        for (packet, code) in [
+            (
+                query_with("www.example.org", rtype::A, 0, &[(10, &CLIENT_COOKIE)]),
+                rcode::REFUSED as u16,
+            ),
+            (
+                query_with("example", rtype::AXFR, 0, &[(10, &CLIENT_COOKIE)]),
+                rcode::NOTIMP as u16,
+            ),
+            (
+                query_with("www.example", rtype::A, 1, &[(10, &CLIENT_COOKIE)]),
+                rcode::BADVERS,
+            ),
+        ] {
+            let (reply, check) = ask_cookies(&table, &packet, Transport::Udp, &secrets);
+            assert_eq!(parse(&reply).rcode, code);
+            assert_eq!(check, Some(ServerCookieCheck::Absent));
+            assert_eq!(reply_cookie(&reply), (CLIENT_COOKIE, expected));
+        }
+    }
+
+    /// A payload of 512 with a long answer: the TC form still has room for
+    /// OPT with the cookie, and the cookie's bytes count against the limit.
+    #[test]
+    fn the_cookie_counts_against_the_payload_limit() {
+        let table = table();
+        let secrets = secrets();
+        for payload in [512u16, 600, 1232] {
+            let mut packet = query_with("big.example", rtype::A, 0, &[(10, &CLIENT_COOKIE)]);
+            let at = packet.len() - 4 - 8 - 8;
+            packet[at..at + 2].copy_from_slice(&payload.to_be_bytes());
+            let (reply, _) = ask_cookies(&table, &packet, Transport::Udp, &secrets);
+            assert!(
+                reply.len() <= payload as usize,
+                "{payload}: {}",
+                reply.len()
+            );
+            assert_eq!(reply_cookie(&reply).0, CLIENT_COOKIE);
+        }
+    }
+}

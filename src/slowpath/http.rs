@@ -189,6 +189,13 @@ fn respond(
                 .iter()
                 .map(|zone| (zone.name.clone(), zone.serial, zone.records, zone.loaded))
                 .collect();
+            let secondaries: Vec<(String, u64, u64)> = summaries
+                .iter()
+                .filter_map(|zone| {
+                    let (refreshed, expires) = zone.secondary_times?;
+                    Some((zone.name.clone(), refreshed, expires))
+                })
+                .collect();
             let journals: Vec<(String, u64)> = summaries
                 .iter()
                 .map(|zone| (zone.name.clone(), zone.journal_bytes))
@@ -202,6 +209,7 @@ fn respond(
                 reload_failed: state.store.reload_failed.load(Ordering::Relaxed),
                 replication: Some(&state.store.counters),
                 journals: &journals,
+                secondaries: &secondaries,
             };
             reply(
                 StatusCode::OK,

@@ -3,50 +3,169 @@
 //! compiles off the fast path and publishes through `publish` in one swap;
 //! it never writes into a published table.
 
+use std::os::fd::{AsRawFd, FromRawFd};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use crate::slowpath::notify;
 use crate::slowpath::zones::ZoneStore;
 use crate::{config, server, zone};
 
-/// CoreDNS's `file … { reload DURATION }` (default one minute, 0 off):
-/// a thread checks the zone files' modification times at the shortest
-/// interval and, when one changed, sends this process SIGHUP, so every
-/// reload takes the same path as an operator's.
-pub fn start_watch(config: &config::Config) {
-    const RELOAD_DEFAULT: std::time::Duration = std::time::Duration::from_secs(60);
-    let files: Vec<(std::path::PathBuf, std::time::Duration)> = config
+/// Watches the zone files for changes and turns each into a SIGHUP, so
+/// every reload takes the same path as an operator's:
+/// - CoreDNS's `file … { reload DURATION }` (default one minute, 0 off): a
+///   thread checks the files' modification times at the shortest interval;
+/// - beyond CoreDNS, inotify on the files' directories reloads within
+///   ~100 ms of an edit (an editor's write-and-rename included), for the
+///   zone files and their `$INCLUDE`s (`files`). Zones with `reload 0`
+///   are not watched at all.
+pub fn start_watch(config: &config::Config, files: Vec<(PathBuf, Vec<PathBuf>)>) {
+    const RELOAD_DEFAULT: Duration = Duration::from_secs(60);
+    let watched: Vec<(PathBuf, Duration)> = config
         .servers
         .iter()
         .flat_map(|block| &block.files)
         .map(|file| (file.path.clone(), file.reload.unwrap_or(RELOAD_DEFAULT)))
         .filter(|(_, interval)| !interval.is_zero())
         .collect();
-    let Some(interval) = files.iter().map(|(_, interval)| *interval).min() else {
+    let Some(interval) = watched.iter().map(|(_, interval)| *interval).min() else {
         return;
     };
-    let modified = |path: &std::path::Path| {
+    // The `$INCLUDE`s of watched zone files are watched too.
+    let mut inotify_files: Vec<PathBuf> = Vec::new();
+    for (zone_file, read) in files {
+        if watched.iter().any(|(path, _)| *path == zone_file) {
+            for file in std::iter::once(zone_file).chain(read) {
+                if !inotify_files.contains(&file) {
+                    inotify_files.push(file);
+                }
+            }
+        }
+    }
+    if let Err(error) = start_inotify(&inotify_files) {
+        eprintln!(
+            "ringdns: warning: inotify unavailable ({error}); zone files are checked every {} s",
+            interval.as_secs()
+        );
+    }
+    let modified = |path: &Path| {
         std::fs::metadata(path)
             .and_then(|metadata| metadata.modified())
             .ok()
     };
-    let mut seen: Vec<_> = files.iter().map(|(path, _)| modified(path)).collect();
+    let mut seen: Vec<_> = watched.iter().map(|(path, _)| modified(path)).collect();
     let spawned = std::thread::Builder::new()
         .name("reload-watch".into())
         .spawn(move || {
             loop {
                 std::thread::sleep(interval);
-                let now: Vec<_> = files.iter().map(|(path, _)| modified(path)).collect();
+                let now: Vec<_> = watched.iter().map(|(path, _)| modified(path)).collect();
                 if now != seen {
                     seen = now;
-                    // SAFETY: signalling our own process; the main thread waits for it.
-                    unsafe { libc::kill(libc::getpid(), libc::SIGHUP) };
+                    hang_up_self();
                 }
             }
         });
     if let Err(error) = spawned {
         eprintln!("ringdns: warning: cannot watch zone files for reload: {error}");
+    }
+}
+
+fn hang_up_self() {
+    // SAFETY: signalling our own process; the main thread waits for it.
+    unsafe { libc::kill(libc::getpid(), libc::SIGHUP) };
+}
+
+/// inotify on the directories of `files` (a file replaced by rename is a
+/// new inode, so watching the file itself would miss the edit): a write,
+/// create or rename of one of `files` sends SIGHUP once the directory has
+/// been quiet for 100 ms, so an editor's several writes make one reload.
+fn start_inotify(files: &[PathBuf]) -> std::io::Result<()> {
+    // SAFETY: inotify_init1 takes flags only and returns a new descriptor.
+    let fd = unsafe { libc::inotify_init1(libc::IN_CLOEXEC) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just returned by inotify_init1 and is ours alone.
+    let owned = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+    let mut watches: Vec<(i32, PathBuf, Vec<std::ffi::OsString>)> = Vec::new();
+    for file in files {
+        let directory = match file.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let Some(name) = file.file_name() else {
+            continue;
+        };
+        if let Some((_, _, names)) = watches.iter_mut().find(|(_, dir, _)| *dir == directory) {
+            names.push(name.to_os_string());
+            continue;
+        }
+        let c_path = std::ffi::CString::new(directory.as_os_str().as_encoded_bytes())
+            .map_err(|_| std::io::Error::other("a path with a NUL byte"))?;
+        let mask = libc::IN_CLOSE_WRITE | libc::IN_MOVED_TO | libc::IN_CREATE;
+        // SAFETY: `fd` is a live inotify descriptor; `c_path` is NUL-terminated.
+        let wd = unsafe { libc::inotify_add_watch(owned.as_raw_fd(), c_path.as_ptr(), mask) };
+        if wd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        watches.push((wd, directory, vec![name.to_os_string()]));
+    }
+    std::thread::Builder::new()
+        .name("reload-inotify".into())
+        .spawn(move || inotify_loop(owned, watches))?;
+    Ok(())
+}
+
+fn inotify_loop(fd: std::os::fd::OwnedFd, watches: Vec<(i32, PathBuf, Vec<std::ffi::OsString>)>) {
+    use std::os::unix::ffi::OsStrExt;
+    const HEADER: usize = std::mem::size_of::<libc::inotify_event>();
+    let mut buffer = vec![0u8; 64 * 1024];
+    let mut pending = false;
+    loop {
+        // Block until an event; once one is pending, wait only for quiet.
+        let timeout = if pending { 100 } else { -1 };
+        let mut poll = libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd for the duration of the call.
+        let ready = unsafe { libc::poll(&mut poll, 1, timeout) };
+        if ready == 0 {
+            pending = false;
+            hang_up_self();
+            continue;
+        }
+        // SAFETY: reading into our own buffer, at most its length.
+        let read = unsafe { libc::read(fd.as_raw_fd(), buffer.as_mut_ptr().cast(), buffer.len()) };
+        if read <= 0 {
+            std::thread::sleep(Duration::from_millis(100));
+            continue;
+        }
+        let mut at = 0;
+        let read = read as usize;
+        while at + HEADER <= read {
+            let field = |offset: usize| {
+                let bytes = &buffer[at + offset..at + offset + 4];
+                u32::from_ne_bytes([bytes[0], bytes[1], bytes[2], bytes[3]])
+            };
+            let (wd, length) = (field(0) as i32, field(12) as usize);
+            let name_bytes = buffer.get(at + HEADER..at + HEADER + length).unwrap_or(&[]);
+            let name_end = name_bytes
+                .iter()
+                .position(|byte| *byte == 0)
+                .unwrap_or(name_bytes.len());
+            let name = std::ffi::OsStr::from_bytes(&name_bytes[..name_end]);
+            if watches.iter().any(|(watch, _, names)| {
+                *watch == wd && names.iter().any(|watched| watched == name)
+            }) {
+                pending = true;
+            }
+            at += HEADER + length;
+        }
     }
 }
 

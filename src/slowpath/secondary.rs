@@ -176,6 +176,7 @@ impl SecondaryZone {
                 Ok(refreshed) => {
                     failures = 0;
                     refreshed_at = now;
+                    self.store.set_refreshed(&self.origin, now);
                     if let Err(error) = write_atomically(&self.timers, now.to_string().as_bytes()) {
                         eprintln!(
                             "ringdns: warning: cannot write {}: {error}",
@@ -206,14 +207,20 @@ impl SecondaryZone {
             if current.is_some() && now >= refreshed_at.saturating_add(u64::from(expire)) {
                 self.expire();
             }
-            let seconds = if failures == 0 {
+            let mut seconds = u64::from(if failures == 0 {
                 refresh
             } else {
                 // Back off from the SOA's retry, doubling, up to refresh.
                 let backoff = retry.saturating_mul(1 << failures.min(6).saturating_sub(1));
                 backoff.min(refresh.max(retry))
-            };
-            next_check = Instant::now() + Duration::from_secs(u64::from(seconds));
+            });
+            if current.is_some() {
+                // Try once more right at the expire time, so the zone never
+                // outlives it by a whole retry interval.
+                let expires_at = refreshed_at.saturating_add(u64::from(expire));
+                seconds = seconds.min(expires_at.saturating_sub(now).max(1));
+            }
+            next_check = Instant::now() + Duration::from_secs(seconds);
         }
     }
 

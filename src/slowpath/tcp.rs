@@ -17,7 +17,7 @@ use crate::engine::log_record;
 use crate::metrics::{self, Family, Proto, QueryCounters};
 use crate::publish::Published;
 use crate::querylog::LogQueue;
-use crate::respond::{TCP_MESSAGE_LEN_MAX, Transport, respond};
+use crate::respond::{Cookies, TCP_MESSAGE_LEN_MAX, Transport, respond_with_cookies};
 use crate::slowpath::zones::ZoneStore;
 use crate::slowpath::{notify, xfr_out};
 use crate::wire::query::Query;
@@ -34,6 +34,8 @@ pub struct TcpOptions {
     /// One address may hold at most this many connections, so one host
     /// cannot take every slot.
     pub connections_per_address_max: usize,
+    /// Server cookie secrets, when `cookies` is configured (RFC 7873).
+    pub cookies: Option<Arc<crate::cookie::CookieSecrets>>,
 }
 
 impl Default for TcpOptions {
@@ -43,6 +45,7 @@ impl Default for TcpOptions {
             message_timeout_ms: 2_000,
             connections_max: 256,
             connections_per_address_max: 32,
+            cookies: None,
         }
     }
 }
@@ -221,11 +224,15 @@ fn serve_connection(
         }
         let started = Instant::now();
         let table = reader.load();
-        let reply_length = respond(
+        let reply_length = respond_with_cookies(
             &mut query,
             &message[..length],
             table,
             Transport::Tcp,
+            options
+                .cookies
+                .as_deref()
+                .map(|secrets| Cookies::new(secrets, context.peer.ip())),
             &mut reply[2..],
         );
         if reply_length == 0 {

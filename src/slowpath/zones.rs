@@ -45,6 +45,9 @@ pub struct ServedZone {
     /// Query types that must be TSIG-signed (`tsig { require … }`);
     /// `None` stands for every type.
     pub tsig_required: Vec<Option<u16>>,
+    /// A secondary zone: when a primary last confirmed the copy (unix
+    /// seconds), for the expire timer's metrics.
+    pub refreshed_at: Option<u64>,
 }
 
 /// Counters of the replication traffic, for `/metrics`.
@@ -82,6 +85,9 @@ pub struct ZoneSummary {
     pub records: usize,
     pub loaded: bool,
     pub journal_bytes: u64,
+    /// A secondary zone: (last confirmed by a primary, expires), unix
+    /// seconds.
+    pub secondary_times: Option<(u64, u64)>,
 }
 
 /// Every served zone, behind one lock taken only by the slow path.
@@ -206,6 +212,7 @@ impl ZoneStore {
                 records: served.zone.as_ref().map_or(0, |zone| zone.record_count()),
                 loaded: served.zone.is_some(),
                 journal_bytes: served.journal.encoded_bytes(),
+                secondary_times: secondary_times(served),
             })
             .collect::<Vec<_>>();
         self.ready
@@ -333,6 +340,15 @@ impl ZoneStore {
         .is_ok()
     }
 
+    /// Records that a primary confirmed secondary zone `origin` at `now`.
+    pub fn set_refreshed(&self, origin: &[u8], now: u64) {
+        let zones = &mut self.lock();
+        if let Some(served) = zones.iter_mut().find(|served| served.origin == origin) {
+            served.refreshed_at = Some(now);
+        }
+        self.refresh_status(zones);
+    }
+
     /// Called once the secondary zones' refresh threads run.
     pub fn set_refresh_wakers(&self, wakers: Vec<(Vec<u8>, SyncSender<()>)>) {
         let _ = self.refresh_wakers.set(wakers);
@@ -384,6 +400,21 @@ impl ZoneStore {
         let wire = name::from_text(name_text)?;
         self.keys.iter().find(|key| key.name == wire)
     }
+}
+
+/// A secondary zone's (refreshed, expires) times, when it has a copy.
+fn secondary_times(served: &ServedZone) -> Option<(u64, u64)> {
+    let Source::Secondary(config) = &served.source else {
+        return None;
+    };
+    let refreshed_at = served.refreshed_at?;
+    let expire = served
+        .zone
+        .as_deref()
+        .and_then(zone::soa_fields_of)?
+        .expire
+        .min(config.expire_max);
+    Some((refreshed_at, refreshed_at.saturating_add(u64::from(expire))))
 }
 
 /// One NOTIFY to send: zone, serial, to whom, signed with which key.

@@ -8,6 +8,9 @@
 //! echoed from there (0x20 case randomisation survives).
 
 use super::name::NAME_LEN_MAX;
+use crate::cookie::{
+    CLIENT_COOKIE_LEN, CookieAnswer, OPTION_COOKIE, SERVER_COOKIE_LEN_MAX, SERVER_COOKIE_LEN_MIN,
+};
 
 pub const HEADER_LEN: usize = 12;
 pub const TYPE_OPT: u16 = 41;
@@ -23,23 +26,84 @@ pub struct Edns {
     pub dnssec_ok: bool,
     /// The query carried an NSID option (RFC 5001).
     pub nsid_requested: bool,
+    /// The query's COOKIE option (RFC 7873), the first when it had more.
+    pub cookie: Option<CookieOption>,
 }
 
 /// EDNS option code of NSID (RFC 5001).
 pub const OPTION_NSID: u16 = 3;
 
-/// Reads the options in OPT RDATA (RFC 6891 §6.1.2): whether NSID is among
-/// them, or `None` when an option runs past the RDATA (FORMERR).
-fn nsid_option(mut options: &[u8]) -> Option<bool> {
-    let mut nsid = false;
+/// Where a COOKIE option (RFC 7873 §4) lies in the packet, so it is read
+/// from there and never copied. Recorded whatever its length: whether a
+/// malformed one is an error depends on whether we implement cookies
+/// (`respond` decides).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CookieOption {
+    /// Offset of the option's data (the client cookie first) in the packet.
+    pub data_at: usize,
+    pub data_len: usize,
+}
+
+impl CookieOption {
+    /// A client cookie alone (8 bytes), or with a server cookie of 8 to 32
+    /// bytes (RFC 7873 §5.2.2).
+    pub fn is_well_formed(&self) -> bool {
+        self.data_len == CLIENT_COOKIE_LEN
+            || (CLIENT_COOKIE_LEN + SERVER_COOKIE_LEN_MIN
+                ..=CLIENT_COOKIE_LEN + SERVER_COOKIE_LEN_MAX)
+                .contains(&self.data_len)
+    }
+
+    /// The client cookie; `None` when the option is not well formed.
+    pub fn client_cookie<'p>(&self, packet: &'p [u8]) -> Option<&'p [u8; CLIENT_COOKIE_LEN]> {
+        if !self.is_well_formed() {
+            return None;
+        }
+        packet.get(self.data_at..)?.first_chunk()
+    }
+
+    /// Empty when the query carried a client cookie alone.
+    pub fn server_cookie<'p>(&self, packet: &'p [u8]) -> &'p [u8] {
+        let at = self.data_at + CLIENT_COOKIE_LEN;
+        let end = self.data_at + self.data_len;
+        packet.get(at..end).unwrap_or(&[])
+    }
+}
+
+/// What the options in OPT RDATA ask of us.
+struct EdnsOptions {
+    nsid: bool,
+    cookie: Option<CookieOption>,
+}
+
+/// Reads the options in OPT RDATA (RFC 6891 §6.1.2), which starts at
+/// offset `rdata_at` of the packet: NSID, and the first COOKIE option
+/// (later ones are ignored, RFC 7873 §5.2). `None` (FORMERR) when an
+/// option runs past the RDATA.
+fn read_options(mut options: &[u8], rdata_at: usize) -> Option<EdnsOptions> {
+    let mut read = EdnsOptions {
+        nsid: false,
+        cookie: None,
+    };
+    let mut at = rdata_at;
     while !options.is_empty() {
         let header = options.get(..4)?;
         let code = u16::from_be_bytes([header[0], header[1]]);
         let length = u16::from_be_bytes([header[2], header[3]]) as usize;
         options = options.get(4 + length..)?;
-        nsid |= code == OPTION_NSID;
+        match code {
+            OPTION_NSID => read.nsid = true,
+            OPTION_COOKIE if read.cookie.is_none() => {
+                read.cookie = Some(CookieOption {
+                    data_at: at + 4,
+                    data_len: length,
+                });
+            }
+            _ => {}
+        }
+        at += 4 + length;
     }
-    Some(nsid)
+    Some(read)
 }
 
 /// A parsed query. Reused between packets: `parse` overwrites every field.
@@ -58,6 +122,9 @@ pub struct Query {
     /// The query carries a TSIG record (RFC 8945): its reply must be
     /// signed, which the slow path's keys do.
     pub signed: bool,
+    /// Set by `respond` when it answered the COOKIE option (cookies on and
+    /// the query had one); `None` after `parse`.
+    pub cookie_answer: Option<CookieAnswer>,
 }
 
 /// Why a packet is not a query we answer normally.
@@ -84,6 +151,7 @@ impl Default for Query {
             qclass: 0,
             edns: None,
             signed: false,
+            cookie_answer: None,
         }
     }
 }
@@ -109,6 +177,7 @@ impl Query {
         self.flags = u16::from_be_bytes([header[2], header[3]]);
         self.edns = None;
         self.signed = false;
+        self.cookie_answer = None;
         self.question_end = HEADER_LEN;
         if self.flags & 0x8000 != 0 {
             return Err(Malformed::Drop);
@@ -163,11 +232,13 @@ impl Query {
                 let rdata = packet
                     .get(record.rdata_start..record.next)
                     .ok_or(form_err)?;
+                let options = read_options(rdata, record.rdata_start).ok_or(form_err)?;
                 self.edns = Some(Edns {
                     udp_payload_size: record.class.max(512),
                     version: (record.ttl >> 16) as u8,
                     dnssec_ok: record.ttl & 0x8000 != 0,
-                    nsid_requested: nsid_option(rdata).ok_or(form_err)?,
+                    nsid_requested: options.nsid,
+                    cookie: options.cookie,
                 });
             }
             self.signed |= record.rtype == TYPE_TSIG;
@@ -304,9 +375,65 @@ mod tests {
                 version: 0,
                 dnssec_ok: true,
                 nsid_requested: false,
+                cookie: None,
             })
         );
         assert_eq!(query.question_end, 12 + 13 + 4);
+    }
+
+    /// The first COOKIE option is recorded where it lies, whatever its
+    /// length; later ones are ignored (RFC 7873 §5.2).
+    #[test]
+    fn finds_the_cookie_option_in_place() {
+        let mut packet = query_bytes(b"\x00", 1, Some((1232, 0)));
+        let options: &[u8] = &[
+            0, 3, 0, 0, // NSID
+            0, 10, 0, 24, // COOKIE: client and server cookie
+            1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, //
+            0, 10, 0, 3, 1, 1, 1, // a second, malformed: ignored
+        ];
+        let rdlength_at = packet.len() - 2;
+        packet[rdlength_at..].copy_from_slice(&(options.len() as u16).to_be_bytes());
+        packet.extend_from_slice(options);
+        let mut query = Query::default();
+        query.parse(&packet).unwrap();
+        let edns = query.edns.unwrap();
+        assert!(edns.nsid_requested);
+        let cookie = edns.cookie.unwrap();
+        assert_eq!(cookie.data_at, rdlength_at + 2 + 8);
+        assert_eq!(
+            cookie.client_cookie(&packet),
+            Some(&[1, 2, 3, 4, 5, 6, 7, 8])
+        );
+        assert_eq!(cookie.server_cookie(&packet), &[9; 16]);
+        for (data_len, well_formed) in [
+            (0, false),
+            (7, false),
+            (8, true),
+            (9, false),
+            (15, false),
+            (16, true),
+            (40, true),
+            (41, false),
+        ] {
+            let option = CookieOption {
+                data_at: 0,
+                data_len,
+            };
+            assert_eq!(option.is_well_formed(), well_formed, "{data_len}");
+            assert_eq!(
+                option.client_cookie(&[0; 64]).is_some(),
+                well_formed,
+                "{data_len}"
+            );
+        }
+        // Past the end of the packet: nothing, and no panic.
+        let beyond = CookieOption {
+            data_at: 60,
+            data_len: 24,
+        };
+        assert_eq!(beyond.client_cookie(&[0; 64]), None);
+        assert_eq!(beyond.server_cookie(&[0; 64]), &[] as &[u8]);
     }
 
     #[test]

@@ -23,6 +23,8 @@ pub const INCLUDE_DEPTH_MAX: usize = 8;
 pub struct Loaded {
     pub zone: Zone,
     pub warnings: Vec<ZoneProblem>,
+    /// Every file read: the zone file and its `$INCLUDE`s.
+    pub files: Vec<std::path::PathBuf>,
 }
 
 /// Loads and validates the zone `origin` (wire format) from `path`.

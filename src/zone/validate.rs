@@ -223,5 +223,6 @@ pub fn build_zone(
             nodes,
         },
         warnings,
+        files: files.clone(),
     })
 }

@@ -1145,3 +1145,18 @@ pub fn http_get(address: SocketAddr, path: &str) -> (u16, String) {
         .to_string();
     (status, body)
 }
+
+/// Polls `condition` every 50 ms until it holds or `timeout` passes; true
+/// when it held.
+pub fn wait_for(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if condition() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+}
