@@ -226,7 +226,10 @@ impl Resolver<'_> {
             None => (args, None),
             Some(at) => match &args[at + 1..] {
                 [key_name] => match values::zone_name(&key_name.text) {
-                    Ok(key) => (&args[..at], Some(key)),
+                    Ok(key) => {
+                        self.key_uses.push((key.clone(), key_name.clone()));
+                        (&args[..at], Some(key))
+                    }
                     Err(message) => {
                         self.error(key_name, format!("key: {message}"));
                         return None;
@@ -307,6 +310,24 @@ impl Resolver<'_> {
             }
         }
         server.tsig_requires.push(require);
+    }
+
+    /// Every `key NAME` must name a `tsig` secret: a typo would otherwise
+    /// refuse a peer's transfers, or send NOTIFY unsigned, at run time.
+    pub(super) fn check_key_uses(&mut self) {
+        let defined: Vec<String> = self
+            .tsig_secrets
+            .iter()
+            .filter_map(|secret| values::zone_name(&secret.name).ok())
+            .collect();
+        for (key, token) in std::mem::take(&mut self.key_uses) {
+            if !defined.contains(&key) {
+                let message = format!(
+                    "key '{key}' has no secret; expected a 'secret {key} BASE64SECRET' line in a 'tsig' block"
+                );
+                self.error(&token, message);
+            }
+        }
     }
 
     /// `storage DIR`: where journals and secondary zones are written.

@@ -71,6 +71,7 @@ pub(super) fn resolve(
         cookies: None,
         tsig_secrets: Vec::new(),
         storage: None,
+        key_uses: Vec::new(),
     };
     for line in lines {
         let Some(block) = &line.block else {
@@ -89,6 +90,7 @@ pub(super) fn resolve(
         };
         resolver.server_block(line, block);
     }
+    resolver.check_key_uses();
     let Resolver {
         servers,
         engine,
@@ -137,6 +139,10 @@ struct Resolver<'a> {
     cookies: Option<crate::cookie::CookieConfig>,
     tsig_secrets: Vec<super::TsigSecret>,
     storage: Option<std::path::PathBuf>,
+    /// Every `key NAME` after a `to` or `transfer from`, checked against
+    /// the `tsig` secrets once all blocks are read (a secret may be
+    /// defined in a later block).
+    key_uses: Vec<(String, Token)>,
 }
 
 impl Resolver<'_> {

@@ -225,6 +225,12 @@ fn replication_directive_errors_name_the_line_and_what_was_expected() {
         one_error("a.org {\n tsig {\n  secret k1 not*base64\n }\n}").starts_with("Corefile:3: "),
     );
     assert_eq!(
+        one_error(
+            "a.org {\n transfer {\n  to 10.0.0.1 key k2\n }\n tsig {\n  secret k1 c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0\n }\n}"
+        ),
+        "Corefile:3: key 'k2.' has no secret; expected a 'secret k2. BASE64SECRET' line in a 'tsig' block"
+    );
+    assert_eq!(
         one_error("a.org {\n transfer b.org {\n  to *\n }\n}"),
         "Corefile:2: transfer: zone 'b.org.' is not within this server block's zones; expected a zone at or below one of them"
     );
