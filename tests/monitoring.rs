@@ -97,6 +97,33 @@ fn alerts_dashboard_and_exposition_check_out() {
         String::from_utf8_lossy(&checked.stderr)
     );
 
+    // The histograms count the UDP query (duration: every worker batch).
+    let value = |prefix: &str| -> u64 {
+        metrics
+            .lines()
+            .find(|line| line.starts_with(prefix))
+            .and_then(|line| line.rsplit(' ').next()?.parse().ok())
+            .unwrap_or_else(|| panic!("no {prefix}:\n{metrics}"))
+    };
+    assert!(value("coredns_dns_request_duration_seconds_count{") >= 1);
+    // As many UDP sizes as UDP requests (the readiness probe's too).
+    let udp_requests: u64 = metrics
+        .lines()
+        .filter(|line| {
+            line.starts_with("coredns_dns_requests_total{") && line.contains("proto=\"udp\"")
+        })
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum();
+    assert!(udp_requests >= 2);
+    let udp_sizes = metrics
+        .lines()
+        .find(|line| {
+            line.starts_with("coredns_dns_request_size_bytes_count{")
+                && line.contains("proto=\"udp\"")
+        })
+        .and_then(|line| line.rsplit(' ').next()?.parse::<u64>().ok());
+    assert_eq!(udp_sizes, Some(udp_requests), "{metrics}");
+    assert!(value("coredns_dns_response_size_bytes_sum{") > 12);
     let exported: Vec<String> = metrics
         .lines()
         .filter_map(|line| line.strip_prefix("# TYPE "))

@@ -34,6 +34,10 @@ pub trait PacketHandler: Send + 'static {
     /// Writes the reply to `packet`, which arrived over `family` from
     /// `peer`, into `out`; returns its length, 0 for none.
     fn handle(&mut self, packet: &[u8], out: &mut [u8], family: Family, peer: Peer<'_>) -> usize;
+
+    /// After a batch: `answered` replies were made in `nanos` since the
+    /// batch was received (for the duration histogram).
+    fn batch_done(&mut self, _answered: u64, _nanos: u64) {}
 }
 
 /// The sender of a datagram as the kernel gave it (a raw `sockaddr_in` or
@@ -199,6 +203,8 @@ impl PacketHandler for DnsHandler {
             let dnssec_ok = edns.is_some_and(|edns| edns.dnssec_ok);
             self.counters
                 .record(Proto::Udp, family, qtype, rcode, dnssec_ok, true);
+            self.counters
+                .record_sizes(Proto::Udp, packet.len(), length, true);
             if let (Some(log), Some(started)) = (&self.log, started)
                 && log.classes.includes(reply)
                 && let Some(peer) = peer.socket_addr()
@@ -209,6 +215,12 @@ impl PacketHandler for DnsHandler {
             }
         }
         length
+    }
+
+    fn batch_done(&mut self, answered: u64, nanos: u64) {
+        if answered > 0 {
+            self.counters.record_durations(answered, nanos, true);
+        }
     }
 }
 

@@ -143,6 +143,7 @@ pub fn serve(
         let received = received as usize;
         WorkerCounters::add(&counters.received, received as u64);
         let mut replies = 0;
+        let batch_started = std::time::Instant::now();
         for index in 0..received {
             let header = &batch.receive_headers[index];
             let length = header.msg_len as usize;
@@ -210,6 +211,7 @@ pub fn serve(
             }
         }
         WorkerCounters::add(&counters.answered, replies as u64);
+        handler.batch_done(replies as u64, batch_started.elapsed().as_nanos() as u64);
     }
 }
 

@@ -319,6 +319,8 @@ pub fn serve(
                 Err(error) => break 'serving error,
             }
             completion.sync();
+            let batch_started = std::time::Instant::now();
+            let mut batch_answered = 0u64;
             for completion_entry in &mut completion {
                 let user_data = completion_entry.user_data();
                 let index = (user_data & INDEX_MASK) as usize;
@@ -380,7 +382,9 @@ pub fn serve(
                         .user_data(KIND_SEND | slot_index as u64);
                 push(&submitter, &mut submission, &send);
                 WorkerCounters::add(&counters.answered, 1);
+                batch_answered += 1;
             }
+            handler.batch_done(batch_answered, batch_started.elapsed().as_nanos() as u64);
             buffers.publish();
             submission.sync();
         }

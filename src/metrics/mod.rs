@@ -93,6 +93,41 @@ pub struct QueryCounters {
     /// Queries with a COOKIE option, by `ServerCookieCheck` (absent,
     /// valid, invalid).
     cookies: [AtomicU64; 3],
+    /// Request and response sizes per protocol, in CoreDNS's buckets (a
+    /// count per bucket, not cumulative: summed up at scrape), and sums.
+    request_sizes: [[AtomicU64; SIZE_BUCKETS.len() + 1]; 2],
+    response_sizes: [[AtomicU64; SIZE_BUCKETS.len() + 1]; 2],
+    size_sums: [[AtomicU64; 2]; 2],
+    /// Durations in CoreDNS's buckets (per bucket), and their sum in
+    /// nanoseconds.
+    durations: [AtomicU64; DURATION_BUCKETS + 1],
+    duration_sum_ns: AtomicU64,
+}
+
+/// CoreDNS's size buckets (bytes), `coredns_dns_{request,response}_size_bytes`.
+pub const SIZE_BUCKETS: [u32; 14] = [
+    0, 100, 200, 300, 400, 511, 1023, 2047, 4095, 8291, 16000, 32000, 48000, 64000,
+];
+/// CoreDNS's duration buckets: 0.25 ms doubling, 16 of them (up to 8.192 s).
+pub const DURATION_BUCKETS: usize = 16;
+const DURATION_FIRST_NS: u64 = 250_000;
+
+fn size_bucket(size: usize) -> usize {
+    SIZE_BUCKETS
+        .iter()
+        .position(|bound| size <= *bound as usize)
+        .unwrap_or(SIZE_BUCKETS.len())
+}
+
+fn duration_bucket(nanos: u64) -> usize {
+    let mut bound = DURATION_FIRST_NS;
+    for bucket in 0..DURATION_BUCKETS {
+        if nanos <= bound {
+            return bucket;
+        }
+        bound *= 2;
+    }
+    DURATION_BUCKETS
 }
 
 impl Default for QueryCounters {
@@ -105,6 +140,11 @@ impl Default for QueryCounters {
             dnssec_ok: std::array::from_fn(|_| AtomicU64::new(0)),
             rrl_limited: AtomicU64::new(0),
             cookies: std::array::from_fn(|_| AtomicU64::new(0)),
+            request_sizes: std::array::from_fn(|_| std::array::from_fn(|_| AtomicU64::new(0))),
+            response_sizes: std::array::from_fn(|_| std::array::from_fn(|_| AtomicU64::new(0))),
+            size_sums: std::array::from_fn(|_| std::array::from_fn(|_| AtomicU64::new(0))),
+            durations: std::array::from_fn(|_| AtomicU64::new(0)),
+            duration_sum_ns: AtomicU64::new(0),
         }
     }
 }
@@ -143,6 +183,39 @@ impl QueryCounters {
     /// Counts one answered query. `single_writer` is true on a worker's own
     /// counters (a plain load and store), false where threads share them.
     #[inline]
+    /// The request's and the reply's sizes (`coredns_dns_request_size_bytes`,
+    /// `coredns_dns_response_size_bytes`).
+    pub fn record_sizes(&self, proto: Proto, request: usize, response: usize, single_writer: bool) {
+        let add = |counter: &AtomicU64, amount: u64| {
+            if single_writer {
+                counter.store(counter.load(Ordering::Relaxed) + amount, Ordering::Relaxed);
+            } else {
+                counter.fetch_add(amount, Ordering::Relaxed);
+            }
+        };
+        let proto = proto as usize;
+        add(&self.request_sizes[proto][size_bucket(request)], 1);
+        add(&self.response_sizes[proto][size_bucket(response)], 1);
+        add(&self.size_sums[proto][0], request as u64);
+        add(&self.size_sums[proto][1], response as u64);
+    }
+
+    /// `count` answers that took `nanos` each: a worker times a whole
+    /// batch (two clock reads per batch, not per query) and gives every
+    /// answer in it the batch's time, from its receipt to the replies
+    /// being queued: an upper bound for each.
+    pub fn record_durations(&self, count: u64, nanos: u64, single_writer: bool) {
+        let add = |counter: &AtomicU64, amount: u64| {
+            if single_writer {
+                counter.store(counter.load(Ordering::Relaxed) + amount, Ordering::Relaxed);
+            } else {
+                counter.fetch_add(amount, Ordering::Relaxed);
+            }
+        };
+        add(&self.durations[duration_bucket(nanos)], count);
+        add(&self.duration_sum_ns, count.saturating_mul(nanos));
+    }
+
     pub fn record(
         &self,
         proto: Proto,
@@ -317,6 +390,7 @@ pub fn render(snapshot: &Snapshot<'_>) -> String {
         out,
         "coredns_dns_do_requests_total{{server=\"{server}\",zone=\".\",view=\"\"}} {dnssec_ok}"
     );
+    render_histograms(&mut out, server, counters);
     family(
         &mut out,
         "coredns_reload_failed_total",
@@ -443,6 +517,84 @@ pub fn render(snapshot: &Snapshot<'_>) -> String {
         render_replication(&mut out, replication);
     }
     out
+}
+
+/// CoreDNS's duration and size histograms, cumulative buckets summed over
+/// every worker. Duration has no `type` label: workers time batches, not
+/// single queries.
+fn render_histograms(out: &mut String, server: &str, counters: &[&QueryCounters]) {
+    family(
+        out,
+        "coredns_dns_request_duration_seconds",
+        "histogram",
+        "Histogram of the time (in seconds) each request took per zone.",
+    );
+    let labels = format!("server=\"{server}\",zone=\".\",view=\"\"");
+    let mut cumulative = 0;
+    let mut bound = DURATION_FIRST_NS as f64 / 1e9;
+    for bucket in 0..DURATION_BUCKETS {
+        cumulative += sum(counters, |c| &c.durations[bucket]);
+        let _ = writeln!(
+            out,
+            "coredns_dns_request_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {cumulative}"
+        );
+        bound *= 2.0;
+    }
+    cumulative += sum(counters, |c| &c.durations[DURATION_BUCKETS]);
+    let _ = writeln!(
+        out,
+        "coredns_dns_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {cumulative}"
+    );
+    let seconds = sum(counters, |c| &c.duration_sum_ns) as f64 / 1e9;
+    let _ = writeln!(
+        out,
+        "coredns_dns_request_duration_seconds_sum{{{labels}}} {seconds}"
+    );
+    let _ = writeln!(
+        out,
+        "coredns_dns_request_duration_seconds_count{{{labels}}} {cumulative}"
+    );
+    for (metric, help, side) in [
+        (
+            "coredns_dns_request_size_bytes",
+            "Size of the EDNS0 UDP buffer in bytes (64K for TCP) per zone and protocol.",
+            0,
+        ),
+        (
+            "coredns_dns_response_size_bytes",
+            "Size of the returned response in bytes.",
+            1,
+        ),
+    ] {
+        family(out, metric, "histogram", help);
+        for (proto, proto_name) in ["udp", "tcp"].iter().enumerate() {
+            let labels = format!("{labels},proto=\"{proto_name}\"");
+            let buckets = |c: &QueryCounters, bucket: usize| -> u64 {
+                let counter = if side == 0 {
+                    &c.request_sizes[proto][bucket]
+                } else {
+                    &c.response_sizes[proto][bucket]
+                };
+                counter.load(Ordering::Relaxed)
+            };
+            let mut cumulative = 0;
+            for (bucket, bound) in SIZE_BUCKETS.iter().enumerate() {
+                cumulative += counters.iter().map(|c| buckets(c, bucket)).sum::<u64>();
+                let _ = writeln!(
+                    out,
+                    "{metric}_bucket{{{labels},le=\"{bound}\"}} {cumulative}"
+                );
+            }
+            cumulative += counters
+                .iter()
+                .map(|c| buckets(c, SIZE_BUCKETS.len()))
+                .sum::<u64>();
+            let _ = writeln!(out, "{metric}_bucket{{{labels},le=\"+Inf\"}} {cumulative}");
+            let total = sum(counters, |c| &c.size_sums[proto][side]);
+            let _ = writeln!(out, "{metric}_sum{{{labels}}} {total}");
+            let _ = writeln!(out, "{metric}_count{{{labels}}} {cumulative}");
+        }
+    }
 }
 
 /// Transfers out and in, by type and result, and NOTIFYs both ways.
