@@ -232,9 +232,9 @@ fn serve_zones(conf: &std::path::Path) -> Result<(), String> {
     // main thread's sigwait sees SIGTERM, SIGINT and SIGHUP.
     let signals = service::block_shutdown_signals();
     // load_config prints its own errors.
-    let config = load_config(conf).ok_or_else(String::new)?;
+    let mut config = load_config(conf).ok_or_else(String::new)?;
     let storage = slowpath::zones::storage_directory(&config, conf);
-    let (served_zones, failed, zone_files) = served_zones(&config, &storage);
+    let (served_zones, failed, zone_files) = server::served_zones(&config, &storage);
     let published = publish::Published::new(ringdns::compile::AnswerTable::default());
     let store = std::sync::Arc::new(slowpath::zones::ZoneStore::new(
         served_zones,
@@ -354,9 +354,13 @@ fn serve_zones(conf: &std::path::Path) -> Result<(), String> {
     slowpath::reload::start_watch(&config, zone_files);
     slowpath::secondary::start(&store, &storage);
     slowpath::notify::send_all(store.startup_notifies(), &store);
+    if let Some(interval) = config.reload {
+        slowpath::reload::start_config_watch(conf, interval);
+    }
     loop {
         match service::wait_for_signal(&signals) {
             libc::SIGHUP => slowpath::reload::reload(&config, &store),
+            libc::SIGUSR2 => slowpath::reload::reload_config(conf, &mut config, &store, &storage),
             signal => {
                 eprintln!("ringdns: signal {signal}: shutting down");
                 // Unhealthy first, so anyone told we are stopping sees it.
@@ -373,94 +377,6 @@ fn serve_zones(conf: &std::path::Path) -> Result<(), String> {
             }
         }
     }
-}
-
-/// A zone file and every file it read (its `$INCLUDE`s), for the watcher.
-type ZoneFiles = (std::path::PathBuf, Vec<std::path::PathBuf>);
-
-/// The zones to serve, as the slow path keeps them: file zones loaded now
-/// (a failed one is kept, unloaded, to answer SERVFAIL), secondary zones
-/// from their copy on disk when it has not expired. Returns them and how
-/// many file zones failed.
-fn served_zones(
-    config: &config::Config,
-    storage: &std::path::Path,
-) -> (Vec<slowpath::zones::ServedZone>, usize, Vec<ZoneFiles>) {
-    use slowpath::zones::{JOURNAL_BYTES_MAX, ServedZone, Source, storage_file};
-    let journal = |origin_text: &str, peers: &[config::TransferPeer], serial: u32| {
-        if peers.is_empty() {
-            // Nobody may transfer the zone: no IXFR to serve.
-            slowpath::journal::Journal::in_memory(0)
-        } else {
-            if let Err(error) = std::fs::create_dir_all(storage) {
-                eprintln!(
-                    "ringdns: warning: cannot create the storage directory {}: {error}",
-                    storage.display()
-                );
-            }
-            let path = storage_file(storage, origin_text, "journal");
-            slowpath::journal::Journal::open(path, JOURNAL_BYTES_MAX, serial)
-        }
-    };
-    let loaded = server::load_zones(&server::zone_sources(config));
-    let failed = server::report_zones(&loaded, true);
-    let mut served = Vec::new();
-    let files: Vec<ZoneFiles> = loaded
-        .iter()
-        .map(|loaded| (loaded.source.path.clone(), loaded.files.clone()))
-        .collect();
-    for loaded in loaded {
-        let origin_text = loaded.source.origin_text;
-        let (transfer_to, tsig_required) = server::transfer_settings(config, &origin_text);
-        let zone = loaded.zone.ok();
-        let serial = zone.as_ref().map_or(0, ringdns::zone::Zone::serial);
-        served.push(ServedZone {
-            journal: journal(&origin_text, &transfer_to, serial),
-            origin: loaded.source.origin,
-            source: Source::File(loaded.source.path),
-            zone: zone.map(std::sync::Arc::new),
-            origin_text,
-            transfer_to,
-            tsig_required,
-            refreshed_at: None,
-        });
-    }
-    let now = slowpath::xfr_out::now_unix();
-    for (origin_text, origin, secondary) in server::secondary_sources(config) {
-        let (transfer_to, tsig_required) = server::transfer_settings(config, &origin_text);
-        let mut refreshed = None;
-        let zone = match slowpath::secondary::load_persisted(storage, &origin, &origin_text) {
-            Some((zone, refreshed_at))
-                if !slowpath::secondary::is_expired(&zone, &secondary, refreshed_at, now) =>
-            {
-                eprintln!(
-                    "ringdns: secondary {origin_text}: serving serial {} from disk until the primary is checked",
-                    zone.serial()
-                );
-                refreshed = Some(refreshed_at);
-                Some(zone)
-            }
-            Some(_) => {
-                eprintln!(
-                    "ringdns: secondary {origin_text}: the copy on disk has expired; answering SERVFAIL until a transfer"
-                );
-                None
-            }
-            None => None,
-        };
-        let serial = zone.as_ref().map_or(0, ringdns::zone::Zone::serial);
-        served.push(ServedZone {
-            journal: journal(&origin_text, &transfer_to, serial),
-            origin,
-            source: Source::Secondary(secondary),
-            zone: zone.map(std::sync::Arc::new),
-            origin_text,
-            transfer_to,
-            tsig_required,
-            refreshed_at: refreshed,
-        });
-    }
-    (served, failed, files)
 }
 
 /// The bare reflector: the same sockets and engine as `serve`, but each

@@ -211,3 +211,101 @@ pub fn report_zones(zones: &[LoadedZone], serving: bool) -> usize {
     }
     failed
 }
+
+/// A zone file and every file it read (its `$INCLUDE`s), for the watcher.
+pub type ZoneFiles = (std::path::PathBuf, Vec<std::path::PathBuf>);
+
+/// The zones to serve, as the slow path keeps them: file zones loaded now
+/// (a failed one is kept, unloaded, to answer SERVFAIL), secondary zones
+/// from their copy on disk when it has not expired. Returns them and how
+/// many file zones failed.
+pub fn served_zones(
+    config: &config::Config,
+    storage: &std::path::Path,
+) -> (
+    Vec<crate::slowpath::zones::ServedZone>,
+    usize,
+    Vec<ZoneFiles>,
+) {
+    use crate::slowpath::zones::{JOURNAL_BYTES_MAX, ServedZone, Source, storage_file};
+    let journal = |origin_text: &str, peers: &[config::TransferPeer], serial: u32| {
+        if peers.is_empty() {
+            // Nobody may transfer the zone: no IXFR to serve.
+            crate::slowpath::journal::Journal::in_memory(0)
+        } else {
+            if let Err(error) = std::fs::create_dir_all(storage) {
+                eprintln!(
+                    "ringdns: warning: cannot create the storage directory {}: {error}",
+                    storage.display()
+                );
+            }
+            let path = storage_file(storage, origin_text, "journal");
+            crate::slowpath::journal::Journal::open(path, JOURNAL_BYTES_MAX, serial)
+        }
+    };
+    let loaded = load_zones(&zone_sources(config));
+    let failed = report_zones(&loaded, true);
+    let mut served = Vec::new();
+    let files: Vec<ZoneFiles> = loaded
+        .iter()
+        .map(|loaded| (loaded.source.path.clone(), loaded.files.clone()))
+        .collect();
+    for loaded in loaded {
+        let origin_text = loaded.source.origin_text;
+        let (transfer_to, tsig_required) = transfer_settings(config, &origin_text);
+        let zone = loaded.zone.ok();
+        let serial = zone.as_ref().map_or(0, crate::zone::Zone::serial);
+        served.push(ServedZone {
+            journal: journal(&origin_text, &transfer_to, serial),
+            origin: loaded.source.origin,
+            source: Source::File(loaded.source.path),
+            zone: zone.map(std::sync::Arc::new),
+            origin_text,
+            transfer_to,
+            tsig_required,
+            refreshed_at: None,
+        });
+    }
+    let now = crate::slowpath::xfr_out::now_unix();
+    for (origin_text, origin, secondary) in secondary_sources(config) {
+        let (transfer_to, tsig_required) = transfer_settings(config, &origin_text);
+        let mut refreshed = None;
+        let zone = match crate::slowpath::secondary::load_persisted(storage, &origin, &origin_text)
+        {
+            Some((zone, refreshed_at))
+                if !crate::slowpath::secondary::is_expired(
+                    &zone,
+                    &secondary,
+                    refreshed_at,
+                    now,
+                ) =>
+            {
+                eprintln!(
+                    "ringdns: secondary {origin_text}: serving serial {} from disk until the primary is checked",
+                    zone.serial()
+                );
+                refreshed = Some(refreshed_at);
+                Some(zone)
+            }
+            Some(_) => {
+                eprintln!(
+                    "ringdns: secondary {origin_text}: the copy on disk has expired; answering SERVFAIL until a transfer"
+                );
+                None
+            }
+            None => None,
+        };
+        let serial = zone.as_ref().map_or(0, crate::zone::Zone::serial);
+        served.push(ServedZone {
+            journal: journal(&origin_text, &transfer_to, serial),
+            origin,
+            source: Source::Secondary(secondary),
+            zone: zone.map(std::sync::Arc::new),
+            origin_text,
+            transfer_to,
+            tsig_required,
+            refreshed_at: refreshed,
+        });
+    }
+    (served, failed, files)
+}

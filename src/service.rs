@@ -1,15 +1,16 @@
 //! The process's life under a service manager: which signals it waits
 //! for, and systemd's readiness notification (`Type=notify`).
 
-/// Blocks SIGTERM, SIGINT and SIGHUP in this thread (and so in every thread
-/// it starts); returns the set for `wait_for_signal`.
+/// Blocks SIGTERM, SIGINT, SIGHUP (reload zones) and SIGUSR2 (reload the
+/// Corefile) in this thread (and so in every thread it starts); returns
+/// the set for `wait_for_signal`.
 pub fn block_shutdown_signals() -> libc::sigset_t {
     // SAFETY: sigemptyset and sigaddset initialise a local set;
     // pthread_sigmask only changes this thread's mask.
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
-        for signal in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
+        for signal in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGUSR2] {
             libc::sigaddset(&mut set, signal);
         }
         libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());

@@ -260,3 +260,66 @@ fn edits_are_served_at_once_through_inotify() {
     let took = served_within("192.0.2.82");
     assert!(took < Duration::from_secs(1), "{took:?}");
 }
+
+/// CoreDNS's `reload`: a changed Corefile adds and removes zones and
+/// changes transfer rules while serving; a broken one changes nothing.
+#[test]
+fn corefile_reload_adds_and_removes_zones_and_keeps_on_errors() {
+    let dir = TempDir::new("corefile-reload");
+    dir.write("db", zone(1, "192.0.2.80"));
+    dir.write(
+        "db.other",
+        "$ORIGIN other.test.\n$TTL 60\n@ SOA ns1 hostmaster 5 7200 900 1209600 300\n NS ns1\nns1 A 192.0.2.1\nwww A 192.0.2.90\n",
+    );
+    let dns = free_port();
+    let corefile = |zones: &str| {
+        format!(
+            "{zones} {{\n    bind 127.0.0.1\n    reload 2s\n    file db example.test\n{}}}\n",
+            if zones.contains("other.test") {
+                "    file db.other other.test\n    transfer other.test {\n        to 127.0.0.9\n    }\n"
+            } else {
+                ""
+            }
+        )
+    };
+    let first = corefile(&format!("example.test:{dns}"));
+    let server = start_ringdns(&first, dir.path());
+    let www_other = || {
+        parse_reply(&query_udp(
+            server.addr,
+            "www.other.test.",
+            Rtype::A,
+            &QueryOpts::default(),
+        ))
+        .unwrap()
+    };
+    assert_eq!(www_other().rcode, 5, "not served yet: REFUSED");
+
+    // Add other.test (with a transfer rule): served within the interval.
+    std::fs::write(
+        dir.join("Corefile"),
+        corefile(&format!("example.test:{dns} other.test:{dns}")),
+    )
+    .unwrap();
+    wait_for_log(&server, "ringdns: Corefile reloaded", 1);
+    let reply = www_other();
+    assert_eq!(reply.rcode, 0, "{}", server.output());
+    assert_eq!(reply.answer.iter().next().unwrap().text, "192.0.2.90");
+    assert_eq!(www(&server), "192.0.2.80", "example.test still served");
+
+    // A broken Corefile changes nothing.
+    std::fs::write(dir.join("Corefile"), "example.test {\n    fiel db\n}\n").unwrap();
+    wait_for_log(&server, "Corefile reload refused", 1);
+    assert!(server.stderr().contains("unknown directive 'fiel'"));
+    assert_eq!(www_other().rcode, 0);
+
+    // Back to example.test alone: other.test is no longer served.
+    std::fs::write(dir.join("Corefile"), first).unwrap();
+    wait_for_log(&server, "ringdns: Corefile reloaded", 2);
+    assert_eq!(www_other().rcode, 5, "{}", server.output());
+    assert!(
+        server
+            .stderr()
+            .contains("zone other.test. is no longer served")
+    );
+}

@@ -76,8 +76,8 @@
 //! - Two blocks may not serve the same zone on the same port.
 //! - `prometheus [ADDR]` (default `localhost:9153`), `health [ADDR]`
 //!   (`:8080`) and `ready [ADDR]` (`:8181`) set the HTTP endpoints, once
-//!   per process; `reload` is an error, because ignoring it would serve
-//!   something other than what was asked.
+//!   per process. `reload [INTERVAL [JITTER]]` (CoreDNS's plugin) rereads
+//!   the Corefile when it changes.
 //! - A zone gets its data from one `file` or one `secondary` per block.
 //! - A snippet must be defined above its first `import`. `import` first
 //!   looks for a snippet of that name, then for files; wildcards (`*`,
@@ -225,6 +225,9 @@ pub struct Config {
     pub nsid: Option<String>,
     /// `tsig { secret … }` in any block: the process's TSIG keys.
     pub tsig_secrets: Vec<TsigSecret>,
+    /// `reload [INTERVAL [JITTER]]` in any block (CoreDNS's plugin): check
+    /// the Corefile for changes this often (default 30 s).
+    pub reload: Option<Duration>,
     /// `storage DIR`: where IXFR journals and transferred zones are kept.
     /// `None`: `$STATE_DIRECTORY` (systemd) or `ringdns-data` beside the
     /// Corefile.

@@ -330,6 +330,41 @@ impl Resolver<'_> {
         }
     }
 
+    /// `reload [INTERVAL [JITTER]]`: CoreDNS checks the Corefile every
+    /// INTERVAL (default 30 s, at least 2 s) give or take JITTER; the
+    /// jitter is accepted and not needed (one process checks).
+    pub(super) fn reload(&mut self, line: &Line) {
+        let name = line.name();
+        let args = line.args();
+        if args.len() > 2 || line.block.is_some() {
+            self.error(
+                name,
+                "expected 'reload [INTERVAL [JITTER]]', e.g. 'reload 30s'",
+            );
+            return;
+        }
+        let interval = match args.first() {
+            None => std::time::Duration::from_secs(30),
+            Some(word) => match values::duration(&word.text) {
+                Ok(interval) if interval >= std::time::Duration::from_secs(2) => interval,
+                Ok(_) => {
+                    self.error(word, "reload: expected an interval of at least 2s");
+                    return;
+                }
+                Err(message) => {
+                    self.error(word, format!("reload: {message}"));
+                    return;
+                }
+            },
+        };
+        if let Some(jitter) = args.get(1)
+            && let Err(message) = values::duration(&jitter.text)
+        {
+            self.error(jitter, format!("reload: {message}"));
+        }
+        self.reload.get_or_insert(interval);
+    }
+
     /// `storage DIR`: where journals and secondary zones are written.
     pub(super) fn storage(&mut self, line: &Line) {
         let name = line.name();

@@ -20,8 +20,6 @@ use super::{
 const DIRECTIVES: &str = "bind, errors, file, log, engine, prometheus, health, ready, nsid, rrl, cookies, transfer, secondary, tsig, storage";
 /// CoreDNS directives whose absence would change what is served, so
 /// ignoring them would be wrong.
-const UNSUPPORTED_DIRECTIVES: [&str; 1] = ["reload"];
-
 #[path = "replication.rs"]
 mod replication;
 
@@ -71,6 +69,7 @@ pub(super) fn resolve(
         cookies: None,
         tsig_secrets: Vec::new(),
         storage: None,
+        reload: None,
         key_uses: Vec::new(),
     };
     for line in lines {
@@ -101,6 +100,7 @@ pub(super) fn resolve(
         cookies,
         tsig_secrets,
         storage,
+        reload,
         ..
     } = resolver;
     if servers.is_empty() && errors.is_empty() {
@@ -121,6 +121,7 @@ pub(super) fn resolve(
         cookies,
         tsig_secrets,
         storage,
+        reload,
         warnings,
     }
 }
@@ -139,6 +140,7 @@ struct Resolver<'a> {
     cookies: Option<crate::cookie::CookieConfig>,
     tsig_secrets: Vec<super::TsigSecret>,
     storage: Option<std::path::PathBuf>,
+    reload: Option<Duration>,
     /// Every `key NAME` after a `to` or `transfer from`, checked against
     /// the `tsig` secrets once all blocks are read (a secret may be
     /// defined in a later block).
@@ -222,6 +224,7 @@ impl Resolver<'_> {
             "secondary" => self.secondary(server, line),
             "tsig" => self.tsig(server, line),
             "storage" => self.storage(line),
+            "reload" => self.reload(line),
             "nsid" => {
                 // CoreDNS joins the words; without any, the host's name.
                 let words: Vec<&str> = line.args().iter().map(|word| word.text.as_str()).collect();
@@ -231,10 +234,6 @@ impl Resolver<'_> {
                     words.join(" ")
                 };
                 self.nsid.get_or_insert(data);
-            }
-            other if UNSUPPORTED_DIRECTIVES.contains(&other) => {
-                let message = format!("directive '{other}' is not yet supported by ringdns");
-                self.error(name, message);
             }
             other => {
                 let message = format!("unknown directive '{other}'; expected one of: {DIRECTIVES}");

@@ -532,10 +532,18 @@ fn http_endpoints_take_coredns_defaults_and_addresses() {
 }
 
 #[test]
-fn unsupported_directives_are_errors() {
+fn reload_directive_takes_coredns_arguments() {
     assert_eq!(
-        one_error("a.org {\n reload x\n}"),
-        "Corefile:2: directive 'reload' is not yet supported by ringdns"
+        ok("a.org {\n reload\n}").reload,
+        Some(Duration::from_secs(30))
+    );
+    assert_eq!(
+        ok("a.org {\n reload 10s 5s\n}").reload,
+        Some(Duration::from_secs(10))
+    );
+    assert_eq!(
+        one_error("a.org {\n reload 1s\n}"),
+        "Corefile:2: reload: expected an interval of at least 2s"
     );
 }
 

@@ -138,11 +138,12 @@ pub fn answer(packet: &[u8], peer: SocketAddr, store: &ZoneStore) -> Option<Vec<
     let header = Header::read(packet).filter(|header| !header.is_response())?;
     let now = now_unix();
     zones::count(&store.counters.notifies_received);
-    let (signed_len, signer) = match tsig::check_request(packet, &store.keys, now) {
+    let keys = store.keys();
+    let (signed_len, signer) = match tsig::check_request(packet, &keys, now) {
         RequestCheck::Unsigned => (packet.len(), None),
         RequestCheck::Valid { key, mac, .. } => (
             tsig::unsigned_len(packet).unwrap_or(packet.len()),
-            Some((store.keys.get(key)?.clone(), mac)),
+            Some((keys.get(key)?.clone(), mac)),
         ),
         RequestCheck::Invalid(failure) => {
             zones::count(&store.counters.notifies_refused);
@@ -151,7 +152,7 @@ pub fn answer(packet: &[u8], peer: SocketAddr, store: &ZoneStore) -> Option<Vec<
                 describe_tsig_failure(&failure)
             );
             let mut reply = error_reply(packet, &header, tsig::NOTAUTH);
-            tsig::append_error(&mut reply, &failure, &store.keys, now);
+            tsig::append_error(&mut reply, &failure, &keys, now);
             return Some(reply);
         }
         RequestCheck::Malformed => return Some(error_reply(packet, &header, rcode::FORMERR)),

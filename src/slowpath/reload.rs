@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use crate::slowpath::notify;
-use crate::slowpath::zones::ZoneStore;
+use crate::slowpath::zones::{ServedZone, Source, ZoneStore};
+use crate::slowpath::{notify, secondary};
 use crate::{config, server, zone};
 
 /// Watches the zone files for changes and turns each into a SIGHUP, so
@@ -245,4 +245,156 @@ pub fn reload(config: &config::Config, store: &Arc<ZoneStore>) {
         eprintln!("ringdns: reloaded {changed} zone(s)");
     }
     notify::send_all(notifies, store);
+}
+
+/// CoreDNS's `reload` plugin: the Corefile is read every `interval` and,
+/// when its bytes changed, this process gets SIGUSR2, which rereads it
+/// (`reload_config`).
+pub fn start_config_watch(corefile: &Path, interval: Duration) {
+    let corefile = corefile.to_path_buf();
+    let digest = |path: &Path| {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        std::fs::read(path).ok().hash(&mut hasher);
+        hasher.finish()
+    };
+    let mut seen = digest(&corefile);
+    let spawned = std::thread::Builder::new()
+        .name("corefile-watch".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(interval);
+                let now = digest(&corefile);
+                if now != seen {
+                    seen = now;
+                    // SAFETY: signalling our own process; the main thread waits for it.
+                    unsafe { libc::kill(libc::getpid(), libc::SIGUSR2) };
+                }
+            }
+        });
+    if let Err(error) = spawned {
+        eprintln!("ringdns: warning: cannot watch the Corefile: {error}");
+    }
+}
+
+/// SIGUSR2 (or `reload`): rereads the Corefile and applies what can change
+/// while serving: zones added, removed, moved to another file or primary,
+/// their transfer peers, `tsig` keys and requirements. What needs new
+/// sockets or threads (listen addresses, `engine`, the HTTP endpoints,
+/// `rrl`, `cookies`, `nsid`, `storage`) keeps its running value, with a
+/// warning to restart. A Corefile with errors changes nothing.
+pub fn reload_config(
+    corefile: &Path,
+    config: &mut config::Config,
+    store: &Arc<ZoneStore>,
+    storage: &Path,
+) {
+    eprintln!("ringdns: rereading {}", corefile.display());
+    let new = match config::load(corefile) {
+        Ok(new) => new,
+        Err(errors) => {
+            for error in &errors {
+                eprintln!("ringdns: error: {error}");
+            }
+            eprintln!(
+                "ringdns: Corefile reload refused: it has errors; still running the previous configuration"
+            );
+            store.reload_failed.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+    };
+    let kept: Vec<&str> = [
+        (
+            server::listen_addresses(config) != server::listen_addresses(&new),
+            "listen addresses",
+        ),
+        (config.engine != new.engine, "engine"),
+        (config.http != new.http, "prometheus/health/ready"),
+        (config.rrl != new.rrl, "rrl"),
+        (config.cookies != new.cookies, "cookies"),
+        (config.nsid != new.nsid, "nsid"),
+        (config.storage != new.storage, "storage"),
+    ]
+    .into_iter()
+    .filter_map(|(changed, what)| changed.then_some(what))
+    .collect();
+    if !kept.is_empty() {
+        eprintln!(
+            "ringdns: warning: Corefile changes to {} need a restart; still running the previous ones",
+            kept.join(", ")
+        );
+    }
+    let (fresh, _, _) = server::served_zones(&new, storage);
+    let keys = server::tsig_keys(&new);
+    let mut notifies = Vec::new();
+    let mut new_secondaries = Vec::new();
+    {
+        let mut zones = store.lock();
+        let mut old: Vec<ServedZone> = std::mem::take(&mut *zones);
+        let mut merged = Vec::new();
+        for fresh_zone in fresh {
+            let same_source = old.iter().position(|served| {
+                served.origin == fresh_zone.origin
+                    && match (&served.source, &fresh_zone.source) {
+                        (Source::File(a), Source::File(b)) => a == b,
+                        (Source::Secondary(a), Source::Secondary(b)) => a.from == b.from,
+                        _ => false,
+                    }
+            });
+            match same_source {
+                // Same data source: keep the served data and journal (zone
+                // file edits are SIGHUP's business), take the new rules.
+                Some(index) => {
+                    let mut kept = old.swap_remove(index);
+                    kept.transfer_to = fresh_zone.transfer_to;
+                    kept.tsig_required = fresh_zone.tsig_required;
+                    if let (Source::Secondary(kept_config), Source::Secondary(new_config)) =
+                        (&mut kept.source, fresh_zone.source)
+                    {
+                        *kept_config = new_config;
+                    }
+                    merged.push(kept);
+                }
+                None => {
+                    eprintln!(
+                        "ringdns: Corefile reload: zone {} is new or has a new source",
+                        fresh_zone.origin_text
+                    );
+                    if let Source::Secondary(secondary) = &fresh_zone.source {
+                        new_secondaries.push((
+                            fresh_zone.origin.clone(),
+                            fresh_zone.origin_text.clone(),
+                            secondary.clone(),
+                        ));
+                    }
+                    if let Some(zone) = &fresh_zone.zone {
+                        let serial = zone.serial();
+                        notifies.push((fresh_zone.origin.clone(), serial));
+                    }
+                    merged.push(fresh_zone);
+                }
+            }
+        }
+        for gone in &old {
+            eprintln!(
+                "ringdns: Corefile reload: zone {} is no longer served",
+                gone.origin_text
+            );
+        }
+        store.replace_all(&mut zones, merged, keys);
+        store.publish(&zones);
+    }
+    for (origin, origin_text, secondary) in new_secondaries {
+        secondary::start_zone(store, storage, origin, origin_text, secondary);
+    }
+    let startup = store.startup_notifies();
+    notify::send_all(
+        startup
+            .into_iter()
+            .filter(|notify| notifies.iter().any(|(origin, _)| *origin == notify.origin))
+            .collect(),
+        store,
+    );
+    *config = new;
+    eprintln!("ringdns: Corefile reloaded");
 }

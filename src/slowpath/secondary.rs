@@ -51,28 +51,39 @@ pub fn start(store: &Arc<ZoneStore>, directory: &Path) {
             Source::File(_) => None,
         })
         .collect();
-    let mut wakers = Vec::new();
     for (origin, origin_text, config) in secondaries {
-        // One pending wake-up is enough: NOTIFYs that arrive while one is
-        // pending coalesce into it.
-        let (waker, woken) = mpsc::sync_channel(1);
-        wakers.push((origin.clone(), waker));
-        let zone = SecondaryZone {
-            origin,
-            snapshot: zones::storage_file(directory, &origin_text, "zone"),
-            timers: zones::storage_file(directory, &origin_text, "timers"),
-            origin_text,
-            config,
-            store: Arc::clone(store),
-        };
-        let spawned = std::thread::Builder::new()
-            .name("secondary".into())
-            .spawn(move || zone.run(woken));
-        if let Err(error) = spawned {
-            eprintln!("ringdns: cannot start a secondary zone thread: {error}");
-        }
+        start_zone(store, directory, origin, origin_text, config);
     }
-    store.set_refresh_wakers(wakers);
+}
+
+/// Starts the refresh thread of one secondary zone. It runs until the
+/// store drops the zone's waker (the zone left the Corefile, or its
+/// settings changed and a new thread took over).
+pub fn start_zone(
+    store: &Arc<ZoneStore>,
+    directory: &Path,
+    origin: Vec<u8>,
+    origin_text: String,
+    config: SecondaryZones,
+) {
+    // One pending wake-up is enough: NOTIFYs that arrive while one is
+    // pending coalesce into it.
+    let (waker, woken) = mpsc::sync_channel(1);
+    store.add_refresh_waker(origin.clone(), waker);
+    let zone = SecondaryZone {
+        origin,
+        snapshot: zones::storage_file(directory, &origin_text, "zone"),
+        timers: zones::storage_file(directory, &origin_text, "timers"),
+        origin_text,
+        config,
+        store: Arc::clone(store),
+    };
+    let spawned = std::thread::Builder::new()
+        .name("secondary".into())
+        .spawn(move || zone.run(woken));
+    if let Err(error) = spawned {
+        eprintln!("ringdns: cannot start a secondary zone thread: {error}");
+    }
 }
 
 /// A secondary zone's copy on disk, read at start-up: the zone, and when
@@ -166,7 +177,8 @@ impl SecondaryZone {
             match woken.recv_timeout(wait) {
                 Ok(()) | Err(mpsc::RecvTimeoutError::Timeout) => {}
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    std::thread::sleep(wait); // no NOTIFYs any more; timers only
+                    // The store let go of this zone (Corefile reload).
+                    return;
                 }
             }
             let current = self.current();

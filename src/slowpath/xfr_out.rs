@@ -91,11 +91,12 @@ pub fn serve(
     let Some(header) = Header::read(request) else {
         return Ok(());
     };
-    let signature = tsig::check_request(request, &store.keys, now);
+    let keys = store.keys();
+    let signature = tsig::check_request(request, &keys, now);
     let (unsigned_len, signer) = match &signature {
         RequestCheck::Unsigned => (request.len(), None),
         RequestCheck::Valid { key, mac, .. } => {
-            let Some(key) = store.keys.get(*key) else {
+            let Some(key) = keys.get(*key) else {
                 return Ok(());
             };
             let unsigned = tsig::unsigned_len(request).unwrap_or(request.len());
@@ -108,7 +109,7 @@ pub fn serve(
                 describe_tsig_failure(failure)
             );
             let mut reply = error_reply(request, &header, tsig::NOTAUTH);
-            tsig::append_error(&mut reply, failure, &store.keys, now);
+            tsig::append_error(&mut reply, failure, &keys, now);
             return send(&reply);
         }
         RequestCheck::Malformed => {

@@ -10,7 +10,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::SyncSender;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use arc_swap::ArcSwap;
 
 use crate::compile::{self, ZoneInput};
 use crate::config::{self, TransferPeer};
@@ -95,21 +97,23 @@ pub struct ZoneStore {
     zones: Mutex<Vec<ServedZone>>,
     published: Published,
     nsid: Option<String>,
-    /// The `tsig` secrets of the whole process.
-    pub keys: Vec<tsig::Key>,
+    /// The `tsig` secrets of the whole process (replaced when the Corefile
+    /// is reloaded).
+    keys: ArcSwap<Vec<tsig::Key>>,
     pub counters: ReplicationCounters,
     pub reload_failed: AtomicU64,
     /// Every zone has data (a secondary counts once it has a copy).
     pub ready: AtomicBool,
     summaries: Mutex<Vec<ZoneSummary>>,
     /// Each secondary zone's primaries (with the key each must sign
-    /// with), fixed while serving, so NOTIFY checks need no lock.
-    primaries: Vec<(Vec<u8>, Vec<Primary>)>,
-    /// Each zone's transfer ACL and TSIG requirements, fixed while serving,
-    /// so a worker can check an IXFR over UDP without a lock.
-    acls: Vec<TransferAcl>,
-    /// Wakes a secondary zone's refresh thread; set once they start.
-    refresh_wakers: OnceLock<Vec<(Vec<u8>, SyncSender<()>)>>,
+    /// with), a snapshot so NOTIFY checks on the workers take no lock.
+    primaries: ArcSwap<Vec<(Vec<u8>, Vec<Primary>)>>,
+    /// Each zone's transfer ACL and TSIG requirements, a snapshot so a
+    /// worker can check an IXFR over UDP without a lock.
+    acls: ArcSwap<Vec<TransferAcl>>,
+    /// Wakes a secondary zone's refresh thread; dropping a zone's waker
+    /// ends its thread.
+    refresh_wakers: ArcSwap<Vec<(Vec<u8>, SyncSender<()>)>>,
 }
 
 /// What a transfer out needs, copied out of the store so the lock is not
@@ -125,6 +129,30 @@ pub struct TransferView {
     pub tsig_required: Vec<Option<u16>>,
 }
 
+/// The snapshots of `zones` the workers read without a lock.
+fn primaries_of(zones: &[ServedZone]) -> Vec<(Vec<u8>, Vec<Primary>)> {
+    zones
+        .iter()
+        .filter_map(|served| match &served.source {
+            Source::Secondary(secondary) => Some((served.origin.clone(), secondary.from.clone())),
+            Source::File(_) => None,
+        })
+        .collect()
+}
+
+fn acls_of(zones: &[ServedZone]) -> Vec<TransferAcl> {
+    zones
+        .iter()
+        .map(|served| {
+            (
+                served.origin.clone(),
+                served.transfer_to.clone(),
+                served.tsig_required.clone(),
+            )
+        })
+        .collect()
+}
+
 impl ZoneStore {
     /// The store for `zones`, publishing into `published` from now on.
     pub fn new(
@@ -133,33 +161,14 @@ impl ZoneStore {
         nsid: Option<String>,
         keys: Vec<tsig::Key>,
     ) -> ZoneStore {
-        let primaries = zones
-            .iter()
-            .filter_map(|served| match &served.source {
-                Source::Secondary(secondary) => {
-                    Some((served.origin.clone(), secondary.from.clone()))
-                }
-                Source::File(_) => None,
-            })
-            .collect();
-        let acls = zones
-            .iter()
-            .map(|served| {
-                (
-                    served.origin.clone(),
-                    served.transfer_to.clone(),
-                    served.tsig_required.clone(),
-                )
-            })
-            .collect();
         let store = ZoneStore {
-            primaries,
-            acls,
-            refresh_wakers: OnceLock::new(),
+            primaries: ArcSwap::from_pointee(primaries_of(&zones)),
+            acls: ArcSwap::from_pointee(acls_of(&zones)),
+            refresh_wakers: ArcSwap::from_pointee(Vec::new()),
             zones: Mutex::new(zones),
             published,
             nsid,
-            keys,
+            keys: ArcSwap::from_pointee(keys),
             counters: ReplicationCounters::default(),
             reload_failed: AtomicU64::new(0),
             ready: AtomicBool::new(false),
@@ -167,6 +176,39 @@ impl ZoneStore {
         };
         store.refresh_status(&store.lock());
         store
+    }
+
+    /// The process's TSIG keys now.
+    pub fn keys(&self) -> Arc<Vec<tsig::Key>> {
+        self.keys.load_full()
+    }
+
+    /// Replaces the zone set (a Corefile reload: zones added, removed, or
+    /// with other transfer rules) and the keys; the caller publishes.
+    pub fn replace_all(
+        &self,
+        zones: &mut Vec<ServedZone>,
+        new: Vec<ServedZone>,
+        keys: Vec<tsig::Key>,
+    ) {
+        *zones = new;
+        self.keys.store(Arc::new(keys));
+        self.primaries.store(Arc::new(primaries_of(zones)));
+        self.acls.store(Arc::new(acls_of(zones)));
+        // Secondaries that are gone lose their waker, which ends their
+        // refresh threads.
+        let wakers: Vec<(Vec<u8>, SyncSender<()>)> = self
+            .refresh_wakers
+            .load()
+            .iter()
+            .filter(|(origin, _)| {
+                zones.iter().any(|served| {
+                    served.origin == *origin && matches!(served.source, Source::Secondary(_))
+                })
+            })
+            .cloned()
+            .collect();
+        self.refresh_wakers.store(Arc::new(wakers));
     }
 
     pub fn lock(&self) -> MutexGuard<'_, Vec<ServedZone>> {
@@ -249,7 +291,7 @@ impl ZoneStore {
         }
         let serial = new.serial();
         served.zone = Some(Arc::new(new));
-        notifications(served, serial, &self.keys)
+        notifications(served, serial, &self.keys())
     }
 
     /// NOTIFY for every loaded zone to its secondaries, sent at start-up
@@ -260,7 +302,7 @@ impl ZoneStore {
             .iter()
             .filter_map(|served| {
                 let serial = served.zone.as_ref()?.serial();
-                Some(notifications(served, serial, &self.keys))
+                Some(notifications(served, serial, &self.keys()))
             })
             .flatten()
             .collect()
@@ -294,9 +336,10 @@ impl ZoneStore {
     pub fn sign_reply(&self, request: &[u8], reply: &[u8]) -> Vec<u8> {
         let now = crate::slowpath::xfr_out::now_unix();
         let mut signed = reply.to_vec();
-        match tsig::check_request(request, &self.keys, now) {
+        let keys = self.keys();
+        match tsig::check_request(request, &keys, now) {
             tsig::RequestCheck::Valid { key, mac, .. } => {
-                if let Some(key) = self.keys.get(key) {
+                if let Some(key) = keys.get(key) {
                     tsig::sign_response(&mut signed, key, &mac, now);
                 }
             }
@@ -305,7 +348,7 @@ impl ZoneStore {
                     return Vec::new();
                 };
                 signed = crate::slowpath::xfr_out::error_reply(request, &header, tsig::NOTAUTH);
-                tsig::append_error(&mut signed, &invalid, &self.keys, now);
+                tsig::append_error(&mut signed, &invalid, &keys, now);
             }
             tsig::RequestCheck::Unsigned | tsig::RequestCheck::Malformed => {}
         }
@@ -317,15 +360,17 @@ impl ZoneStore {
     /// zone's `transfer` list, signed with its key when one is named. Knot
     /// and NSD answer others NOTAUTH.
     pub fn may_transfer(&self, request: &[u8], qname: &[u8], peer: SocketAddr) -> bool {
+        let acls = self.acls.load();
         let Some((_, transfer_to, tsig_required)) =
-            self.acls.iter().find(|(origin, _, _)| origin == qname)
+            acls.iter().find(|(origin, _, _)| origin == qname)
         else {
             return false;
         };
+        let keys = self.keys();
         let key_name =
-            match tsig::check_request(request, &self.keys, crate::slowpath::xfr_out::now_unix()) {
+            match tsig::check_request(request, &keys, crate::slowpath::xfr_out::now_unix()) {
                 tsig::RequestCheck::Valid { key, .. } => {
-                    self.keys.get(key).map(|key| key.name.as_slice())
+                    keys.get(key).map(|key| key.name.as_slice())
                 }
                 tsig::RequestCheck::Unsigned => None,
                 _ => return false,
@@ -349,9 +394,18 @@ impl ZoneStore {
         self.refresh_status(zones);
     }
 
-    /// Called once the secondary zones' refresh threads run.
-    pub fn set_refresh_wakers(&self, wakers: Vec<(Vec<u8>, SyncSender<()>)>) {
-        let _ = self.refresh_wakers.set(wakers);
+    /// Registers the waker of a secondary zone's refresh thread (replacing
+    /// an earlier one, whose thread then ends).
+    pub fn add_refresh_waker(&self, origin: Vec<u8>, waker: SyncSender<()>) {
+        let mut wakers: Vec<(Vec<u8>, SyncSender<()>)> = self
+            .refresh_wakers
+            .load()
+            .iter()
+            .filter(|(existing, _)| *existing != origin)
+            .cloned()
+            .collect();
+        wakers.push((origin, waker));
+        self.refresh_wakers.store(Arc::new(wakers));
     }
 
     /// Checks a NOTIFY for `zone` from `peer` (signed with `key_name`) and
@@ -364,7 +418,8 @@ impl ZoneStore {
         key_name: Option<&[u8]>,
     ) -> Result<(), (u8, String)> {
         let zone_text = name::to_text(zone);
-        let Some((_, primaries)) = self.primaries.iter().find(|(origin, _)| origin == zone) else {
+        let all_primaries = self.primaries.load();
+        let Some((_, primaries)) = all_primaries.iter().find(|(origin, _)| origin == zone) else {
             return Err((
                 crate::respond::rcode::REFUSED,
                 format!("{zone_text} is not a secondary zone here"),
@@ -388,17 +443,20 @@ impl ZoneStore {
                 ));
             }
         }
-        if let Some(wakers) = self.refresh_wakers.get()
-            && let Some((_, waker)) = wakers.iter().find(|(origin, _)| origin == zone)
+        if let Some((_, waker)) = self
+            .refresh_wakers
+            .load()
+            .iter()
+            .find(|(origin, _)| origin == zone)
         {
             let _ = waker.try_send(());
         }
         Ok(())
     }
 
-    pub fn key(&self, name_text: &str) -> Option<&tsig::Key> {
+    pub fn key(&self, name_text: &str) -> Option<tsig::Key> {
         let wire = name::from_text(name_text)?;
-        self.keys.iter().find(|key| key.name == wire)
+        self.keys().iter().find(|key| key.name == wire).cloned()
     }
 }
 
