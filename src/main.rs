@@ -286,6 +286,21 @@ fn serve_zones(conf: &std::path::Path) -> Result<(), String> {
         }
         queue
     };
+    // `errors` in any block: SERVFAIL answers reported, repeats summarised.
+    let errors_wanted = config.servers.iter().any(|block| block.errors);
+    let error_queues = std::sync::Mutex::new(Vec::new());
+    let new_error_queue = || {
+        if !errors_wanted {
+            return None;
+        }
+        let queue = std::sync::Arc::new(ringdns::querylog::LogQueue::new(
+            ringdns::querylog::LogClasses::ALL,
+        ));
+        if let Ok(mut queues) = error_queues.lock() {
+            queues.push(std::sync::Arc::clone(&queue));
+        }
+        Some(queue)
+    };
     // TCP and HTTP first: once UDP answers, clients (and the tests'
     // readiness probes) may expect TCP and the endpoints to answer too.
     let endpoints: Vec<(slowpath::http::Endpoint, std::net::SocketAddr)> = [
@@ -327,7 +342,12 @@ fn serve_zones(conf: &std::path::Path) -> Result<(), String> {
             Some(std::sync::Arc::clone(&store)),
         )
         .with_cookies(cookies.clone())
+        .with_errors(new_error_queue())
     })?;
+    let error_queues = error_queues.into_inner().unwrap_or_default();
+    if !error_queues.is_empty() {
+        ringdns::querylog::start_error_writer(error_queues).map_err(|error| error.to_string())?;
+    }
     let log_queues = log_queues.into_inner().unwrap_or_default();
     if !log_queues.is_empty() {
         ringdns::querylog::start_writer(log_queues).map_err(|error| error.to_string())?;

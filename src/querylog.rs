@@ -124,6 +124,84 @@ pub fn start_writer(queues: Vec<Arc<LogQueue>>) -> std::io::Result<()> {
     Ok(())
 }
 
+/// How long repeats of one error are summarised before the next is
+/// written in full (CoreDNS's `errors { consolidate }` does the same).
+pub const ERROR_SUMMARY_PERIOD: Duration = Duration::from_secs(60);
+
+/// Starts the `errors` writer: SERVFAIL answers (a zone that failed to
+/// load, a secondary without a copy or past its expire time) from every
+/// worker's queue, to standard error in CoreDNS's errors-plugin form. The
+/// first of each (name's zone is unknown here, so: each question type and
+/// name) is written at once with its context; repeats within
+/// `ERROR_SUMMARY_PERIOD` are only counted, and their count is written
+/// when the period ends, so a flood of queries for a broken zone costs one
+/// line a minute.
+pub fn start_error_writer(queues: Vec<Arc<LogQueue>>) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name("errors".into())
+        .spawn(move || {
+            let mut period_started = std::time::Instant::now();
+            // (qname, qtype) → repeats this period; bounded.
+            let mut repeats: std::collections::HashMap<(Vec<u8>, u16), u64> =
+                std::collections::HashMap::new();
+            let mut overflow = 0u64;
+            loop {
+                let mut line = String::new();
+                for queue in &queues {
+                    while let Some(record) = queue.records.pop() {
+                        let key = (
+                            crate::wire::name::to_lowercase(&record.qname[..record.qname_len as usize]),
+                            record.qtype,
+                        );
+                        if let Some(count) = repeats.get_mut(&key) {
+                            *count += 1;
+                        } else if repeats.len() < 1024 {
+                            repeats.insert(key, 0);
+                            line.clear();
+                            format_error(&record, &mut line);
+                            eprint!("{line}");
+                        } else {
+                            overflow += 1;
+                        }
+                    }
+                }
+                if period_started.elapsed() >= ERROR_SUMMARY_PERIOD {
+                    for ((qname, qtype), count) in repeats.drain() {
+                        if count > 0 {
+                            eprintln!(
+                                "[ERROR] plugin/errors: 2 {} {}: {count} more SERVFAIL answers in the last {} s",
+                                crate::wire::name::to_text(&qname),
+                                crate::wire::rtype::to_text(qtype),
+                                ERROR_SUMMARY_PERIOD.as_secs()
+                            );
+                        }
+                    }
+                    if overflow > 0 {
+                        eprintln!(
+                            "[ERROR] plugin/errors: {overflow} more SERVFAIL answers for other names in the last {} s",
+                            ERROR_SUMMARY_PERIOD.as_secs()
+                        );
+                        overflow = 0;
+                    }
+                    period_started = std::time::Instant::now();
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        })?;
+    Ok(())
+}
+
+/// CoreDNS's errors line: `[ERROR] plugin/errors: RCODE NAME TYPE: why`.
+pub fn format_error(record: &LogRecord, line: &mut String) {
+    let name = crate::wire::name::to_text(&record.qname[..record.qname_len as usize]);
+    let qtype = crate::wire::rtype::to_text(record.qtype);
+    let _ = writeln!(
+        line,
+        "[ERROR] plugin/errors: {} {name} {qtype}: SERVFAIL from {}: the zone has no data (it failed to load, or a secondary has no copy or it expired)",
+        record.rcode, record.peer
+    );
+}
+
 /// CoreDNS's default format:
 /// `{remote}:{port} - {>id} "{type} {class} {name} {proto} {size} {>do} {>bufsize}" {rcode} {>rflags} {rsize} {duration}`.
 pub fn format_line(record: &LogRecord, line: &mut String) {

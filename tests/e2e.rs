@@ -167,7 +167,7 @@ fn a_zone_that_fails_to_load_answers_servfail_and_others_are_served() {
     );
     let port = free_port();
     let text = format!(
-        "example.test:{port} {{\n    bind 127.0.0.1\n    file db.example.test\n}}\nbroken.test:{port} {{\n    bind 127.0.0.1\n    file db.broken.test\n}}\n"
+        "example.test:{port} {{\n    bind 127.0.0.1\n    file db.example.test\n}}\nbroken.test:{port} {{\n    bind 127.0.0.1\n    file db.broken.test\n    errors\n}}\n"
     );
     let server = start_ringdns(&text, dir.path());
     assert_eq!(
@@ -182,6 +182,18 @@ fn a_zone_that_fails_to_load_answers_servfail_and_others_are_served() {
         log.contains("db.broken.test:5:"),
         "the error names file and line:\n{log}"
     );
+    // `errors`: the SERVFAIL is reported once with its context; repeats
+    // within the minute are only counted.
+    for _ in 0..20 {
+        assert_eq!(ask_udp(server.addr, "ns.broken.test.", Rtype::A).rcode, 2);
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let log = server.stderr();
+    let reported = log
+        .lines()
+        .filter(|line| line.starts_with("[ERROR] plugin/errors: 2 ns.broken.test. A: SERVFAIL"))
+        .count();
+    assert_eq!(reported, 1, "{log}");
 }
 
 fn ringdns(dir: &TempDir, args: &[&str]) -> (i32, String, String) {

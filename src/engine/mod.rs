@@ -84,6 +84,8 @@ pub struct DnsHandler {
     zones: Option<Arc<ZoneStore>>,
     /// The server cookie secrets, when `cookies` is configured.
     cookies: Option<Arc<CookieSecrets>>,
+    /// `errors`: where SERVFAIL answers are reported.
+    errors: Option<Arc<LogQueue>>,
 }
 
 impl DnsHandler {
@@ -102,6 +104,7 @@ impl DnsHandler {
             rrl,
             zones,
             cookies: None,
+            errors: None,
         }
     }
 
@@ -109,6 +112,13 @@ impl DnsHandler {
     /// whose server cookie is valid is then exempt from rate limiting.
     pub fn with_cookies(mut self, cookies: Option<Arc<CookieSecrets>>) -> Self {
         self.cookies = cookies;
+        self
+    }
+
+    /// `errors`: SERVFAIL answers go to this queue (a rare path: it only
+    /// costs when a zone is broken).
+    pub fn with_errors(mut self, errors: Option<Arc<LogQueue>>) -> Self {
+        self.errors = errors;
         self
     }
 }
@@ -212,6 +222,21 @@ impl PacketHandler for DnsHandler {
                     log_record(&self.query, packet, reply, rcode, peer, false, started)
             {
                 log.push(record);
+            }
+            if rcode == u16::from(crate::respond::rcode::SERVFAIL)
+                && let Some(errors) = &self.errors
+                && let Some(peer) = peer.socket_addr()
+                && let Some(record) = log_record(
+                    &self.query,
+                    packet,
+                    reply,
+                    rcode,
+                    peer,
+                    false,
+                    std::time::Instant::now(),
+                )
+            {
+                errors.push(record);
             }
         }
         length
