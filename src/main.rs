@@ -286,6 +286,13 @@ fn serve_zones(conf: &std::path::Path) -> Result<(), String> {
         }
         queue
     };
+    // CoreDNS's `zone` label: the server block's zone a query falls in.
+    let block_zones: Vec<String> = config
+        .servers
+        .iter()
+        .flat_map(|block| block.keys.iter().map(|key| key.zone.clone()))
+        .collect();
+    let zone_labels = std::sync::Arc::new(ringdns::metrics::ZoneLabels::new(&block_zones));
     // `errors` in any block: SERVFAIL answers reported, repeats summarised.
     let errors_wanted = config.servers.iter().any(|block| block.errors);
     let error_queues = std::sync::Mutex::new(Vec::new());
@@ -343,6 +350,7 @@ fn serve_zones(conf: &std::path::Path) -> Result<(), String> {
         )
         .with_cookies(cookies.clone())
         .with_errors(new_error_queue())
+        .with_zone_labels(std::sync::Arc::clone(&zone_labels))
     })?;
     let error_queues = error_queues.into_inner().unwrap_or_default();
     if !error_queues.is_empty() {
@@ -363,6 +371,7 @@ fn serve_zones(conf: &std::path::Path) -> Result<(), String> {
         query_counters,
         store: std::sync::Arc::clone(&store),
         published: published.clone(),
+        zone_labels: zone_labels.names(),
         healthy: std::sync::atomic::AtomicBool::new(true),
     };
     let state = std::sync::Arc::new(state);

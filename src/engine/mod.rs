@@ -86,6 +86,8 @@ pub struct DnsHandler {
     cookies: Option<Arc<CookieSecrets>>,
     /// `errors`: where SERVFAIL answers are reported.
     errors: Option<Arc<LogQueue>>,
+    /// Which server-block zone each query counts under.
+    zone_labels: Arc<metrics::ZoneLabels>,
 }
 
 impl DnsHandler {
@@ -105,6 +107,7 @@ impl DnsHandler {
             zones,
             cookies: None,
             errors: None,
+            zone_labels: Arc::default(),
         }
     }
 
@@ -112,6 +115,12 @@ impl DnsHandler {
     /// whose server cookie is valid is then exempt from rate limiting.
     pub fn with_cookies(mut self, cookies: Option<Arc<CookieSecrets>>) -> Self {
         self.cookies = cookies;
+        self
+    }
+
+    /// The server-block zones queries are counted under.
+    pub fn with_zone_labels(mut self, zone_labels: Arc<metrics::ZoneLabels>) -> Self {
+        self.zone_labels = zone_labels;
         self
     }
 
@@ -211,8 +220,9 @@ impl PacketHandler for DnsHandler {
             let rcode =
                 metrics::reply_rcode(reply, crate::respond::opt_record_len(&self.query, table));
             let dnssec_ok = edns.is_some_and(|edns| edns.dnssec_ok);
+            let zone = self.zone_labels.slot(self.query.qname());
             self.counters
-                .record(Proto::Udp, family, qtype, rcode, dnssec_ok, true);
+                .record_in_zone(zone, Proto::Udp, family, qtype, rcode, dnssec_ok, true);
             self.counters
                 .record_sizes(Proto::Udp, packet.len(), length, true);
             if let (Some(log), Some(started)) = (&self.log, started)

@@ -82,11 +82,66 @@ pub enum Family {
     V6 = 1,
 }
 
+/// Server-block zones with a `zone` label of their own; queries in more
+/// zones than this count under the last slot, labelled ".".
+pub const ZONE_SLOTS: usize = 16;
+
+/// The `zone` label of each query: the longest server-block zone (as
+/// CoreDNS labels it) that contains the question name.
+#[derive(Clone, Debug, Default)]
+pub struct ZoneLabels {
+    /// (lowercased wire name, label text), at most `ZONE_SLOTS` of them.
+    zones: Vec<(Vec<u8>, String)>,
+}
+
+impl ZoneLabels {
+    /// From the server blocks' zone names (presentation form, "." for the
+    /// root), longest first so the most specific zone wins.
+    pub fn new(zone_names: &[String]) -> ZoneLabels {
+        let mut zones: Vec<(Vec<u8>, String)> = zone_names
+            .iter()
+            .filter_map(|text| Some((crate::wire::name::from_text(text)?, text.clone())))
+            .collect();
+        zones.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.0.cmp(&b.0)));
+        zones.dedup();
+        zones.truncate(ZONE_SLOTS);
+        ZoneLabels { zones }
+    }
+
+    /// The slot of `qname` (lowercased wire format): its zone's index, or
+    /// `ZONE_SLOTS` for none. Walks the name's label starts, no allocation.
+    #[inline]
+    pub fn slot(&self, qname: &[u8]) -> usize {
+        let mut start = 0;
+        loop {
+            let suffix = qname.get(start..).unwrap_or(&[]);
+            if let Some(index) = self
+                .zones
+                .iter()
+                .position(|(zone, _)| zone.as_slice() == suffix)
+            {
+                return index;
+            }
+            match qname.get(start) {
+                Some(&length) if length > 0 => start += 1 + usize::from(length),
+                _ => return ZONE_SLOTS,
+            }
+        }
+    }
+
+    /// The label text of every slot in use, the fallback "." last.
+    pub fn names(&self) -> Vec<String> {
+        self.zones.iter().map(|(_, text)| text.clone()).collect()
+    }
+}
+
 /// One worker's counts. Aligned so no two workers share a cache line.
 #[repr(align(128))]
 pub struct QueryCounters {
-    requests: [[[AtomicU64; TYPE_SLOTS]; 2]; 2],
-    responses: [[AtomicU64; RCODE_SLOTS]; 2],
+    /// Per zone slot (`ZoneLabels`; the last is "."), protocol, family, type.
+    requests: [[[[AtomicU64; TYPE_SLOTS]; 2]; 2]; ZONE_SLOTS + 1],
+    /// Per zone slot, protocol, rcode.
+    responses: [[[AtomicU64; RCODE_SLOTS]; 2]; ZONE_SLOTS + 1],
     dnssec_ok: [AtomicU64; 2],
     /// Responses response rate limiting dropped or truncated.
     rrl_limited: AtomicU64,
@@ -134,9 +189,13 @@ impl Default for QueryCounters {
     fn default() -> Self {
         QueryCounters {
             requests: std::array::from_fn(|_| {
+                std::array::from_fn(|_| {
+                    std::array::from_fn(|_| std::array::from_fn(|_| AtomicU64::new(0)))
+                })
+            }),
+            responses: std::array::from_fn(|_| {
                 std::array::from_fn(|_| std::array::from_fn(|_| AtomicU64::new(0)))
             }),
-            responses: std::array::from_fn(|_| std::array::from_fn(|_| AtomicU64::new(0))),
             dnssec_ok: std::array::from_fn(|_| AtomicU64::new(0)),
             rrl_limited: AtomicU64::new(0),
             cookies: std::array::from_fn(|_| AtomicU64::new(0)),
@@ -225,6 +284,29 @@ impl QueryCounters {
         dnssec_ok: bool,
         single_writer: bool,
     ) {
+        self.record_in_zone(
+            ZONE_SLOTS,
+            proto,
+            family,
+            qtype,
+            rcode,
+            dnssec_ok,
+            single_writer,
+        );
+    }
+
+    /// `record`, for a query in zone slot `zone` (`ZoneLabels::slot`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn record_in_zone(
+        &self,
+        zone: usize,
+        proto: Proto,
+        family: Family,
+        qtype: u16,
+        rcode: u16,
+        dnssec_ok: bool,
+        single_writer: bool,
+    ) {
         let add = |counter: &AtomicU64| {
             if single_writer {
                 counter.store(counter.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
@@ -232,8 +314,9 @@ impl QueryCounters {
                 counter.fetch_add(1, Ordering::Relaxed);
             }
         };
-        add(&self.requests[proto as usize][family as usize][type_slot(qtype)]);
-        add(&self.responses[proto as usize][(rcode as usize).min(RCODE_SLOTS - 1)]);
+        let zone = zone.min(ZONE_SLOTS);
+        add(&self.requests[zone][proto as usize][family as usize][type_slot(qtype)]);
+        add(&self.responses[zone][proto as usize][(rcode as usize).min(RCODE_SLOTS - 1)]);
         if dnssec_ok {
             add(&self.dnssec_ok[proto as usize]);
         }
@@ -287,6 +370,8 @@ pub struct Snapshot<'a> {
     /// Reloads that left the served zones as they were (an error, or a
     /// zone whose data changed without a newer serial).
     pub reload_failed: u64,
+    /// The `zone` label of each zone slot (`ZoneLabels::names`).
+    pub zone_labels: &'a [String],
     /// Transfers and NOTIFYs, when the server has a zone store.
     pub replication: Option<&'a crate::slowpath::zones::ReplicationCounters>,
     /// Per zone: bytes in its IXFR journal.
@@ -342,19 +427,24 @@ pub fn render(snapshot: &Snapshot<'_>) -> String {
         "counter",
         "Counter of DNS requests made per zone, protocol and family.",
     );
-    for (proto, proto_name) in proto_names.iter().enumerate() {
-        for family in 0..2 {
-            for slot in 0..TYPE_SLOTS {
-                let value = sum(counters, |c| &c.requests[proto][family][slot]);
-                if value == 0 {
-                    continue;
+    let zone_label =
+        |zone: usize| -> &str { snapshot.zone_labels.get(zone).map_or(".", String::as_str) };
+    for zone in 0..=ZONE_SLOTS {
+        for (proto, proto_name) in proto_names.iter().enumerate() {
+            for family in 0..2 {
+                for slot in 0..TYPE_SLOTS {
+                    let value = sum(counters, |c| &c.requests[zone][proto][family][slot]);
+                    if value == 0 {
+                        continue;
+                    }
+                    let type_name = TYPES.get(slot).map_or("other", |(_, name)| name);
+                    let _ = writeln!(
+                        out,
+                        "coredns_dns_requests_total{{server=\"{server}\",zone=\"{}\",view=\"\",proto=\"{proto_name}\",family=\"{}\",type=\"{type_name}\"}} {value}",
+                        zone_label(zone),
+                        family + 1
+                    );
                 }
-                let type_name = TYPES.get(slot).map_or("other", |(_, name)| name);
-                let _ = writeln!(
-                    out,
-                    "coredns_dns_requests_total{{server=\"{server}\",zone=\".\",view=\"\",proto=\"{proto_name}\",family=\"{}\",type=\"{type_name}\"}} {value}",
-                    family + 1
-                );
             }
         }
     }
@@ -364,18 +454,21 @@ pub fn render(snapshot: &Snapshot<'_>) -> String {
         "counter",
         "Counter of response status codes.",
     );
-    for slot in 0..RCODE_SLOTS {
-        let value: u64 = (0..2)
-            .map(|proto| sum(counters, |c| &c.responses[proto][slot]))
-            .sum();
-        if value == 0 {
-            continue;
+    for zone in 0..=ZONE_SLOTS {
+        for slot in 0..RCODE_SLOTS {
+            let value: u64 = (0..2)
+                .map(|proto| sum(counters, |c| &c.responses[zone][proto][slot]))
+                .sum();
+            if value == 0 {
+                continue;
+            }
+            let rcode = RCODES.get(slot).copied().unwrap_or("other");
+            let _ = writeln!(
+                out,
+                "coredns_dns_responses_total{{server=\"{server}\",zone=\"{}\",view=\"\",rcode=\"{rcode}\",plugin=\"file\"}} {value}",
+                zone_label(zone)
+            );
         }
-        let rcode = RCODES.get(slot).copied().unwrap_or("other");
-        let _ = writeln!(
-            out,
-            "coredns_dns_responses_total{{server=\"{server}\",zone=\".\",view=\"\",rcode=\"{rcode}\",plugin=\"file\"}} {value}"
-        );
     }
     family(
         &mut out,
@@ -668,6 +761,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn queries_count_under_the_longest_block_zone() {
+        let labels = ZoneLabels::new(&[
+            "example.com.".to_string(),
+            "sub.example.com.".to_string(),
+            "org.".to_string(),
+        ]);
+        let slot = |name: &str| labels.slot(&crate::wire::name::from_text(name).unwrap());
+        let names = labels.names();
+        assert_eq!(names[slot("a.sub.example.com")], "sub.example.com.");
+        assert_eq!(names[slot("www.example.com")], "example.com.");
+        assert_eq!(names[slot("example.com")], "example.com.");
+        assert_eq!(names[slot("example.org")], "org.");
+        assert_eq!(slot("example.net"), ZONE_SLOTS, "no zone: the '.' slot");
+        assert_eq!(slot("xexample.com"), ZONE_SLOTS, "labels, not bytes");
+    }
+
+    #[test]
     fn counts_sum_across_workers_and_render() {
         let (first, second) = (QueryCounters::default(), QueryCounters::default());
         first.record(Proto::Udp, Family::V4, 1, 0, false, true);
@@ -678,6 +788,7 @@ mod tests {
             counters: &[&first, &second],
             workers: &[(3, 2, 1)],
             zones: &[("example.".to_string(), 7, 12, true)],
+            zone_labels: &[],
             replication: None,
             journals: &[],
             secondaries: &[],
@@ -707,6 +818,7 @@ mod tests {
             counters: &[&counters],
             workers: &[],
             zones: &[],
+            zone_labels: &[],
             replication: None,
             journals: &[],
             secondaries: &[],

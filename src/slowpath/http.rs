@@ -33,6 +33,8 @@ pub struct HttpState {
     /// replication counters.
     pub store: Arc<ZoneStore>,
     pub published: Published,
+    /// The `zone` label of each zone slot of the query counters.
+    pub zone_labels: Vec<String>,
     /// False from SIGTERM on, during `lameduck`.
     pub healthy: AtomicBool,
 }
@@ -201,6 +203,7 @@ fn respond(
                 .map(|zone| (zone.name.clone(), zone.journal_bytes))
                 .collect();
             let snapshot = Snapshot {
+                zone_labels: &state.zone_labels,
                 server: &state.server_label,
                 counters: &counters,
                 workers: &workers,
