@@ -326,9 +326,17 @@ impl SecondaryZone {
         };
         check_transferred(&new_zone, &self.origin, current)?;
         let serial = new_zone.serial();
-        // On disk first: a crash after this serves the new copy.
-        write_atomically(&self.snapshot, &encode_snapshot(&new_zone))
-            .map_err(|error| format!("cannot write {}: {error}", self.snapshot.display()))?;
+        // On disk first: a crash after this serves the new copy. A disk
+        // that refuses the write does not stop the new copy being served
+        // (as BIND keeps serving a zone it cannot dump); it is said loudly,
+        // since a restart would then serve the older copy on disk.
+        if let Err(error) = write_atomically(&self.snapshot, &encode_snapshot(&new_zone)) {
+            eprintln!(
+                "ringdns: error: secondary {}: cannot write {}: {error}; serving the new copy from memory only",
+                self.origin_text,
+                self.snapshot.display()
+            );
+        }
         let index = usize::from(diffs.is_some());
         let notifies = {
             let mut zones = self.store.lock();
