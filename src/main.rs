@@ -144,6 +144,7 @@ fn check_zone(origin: &str, file: &std::path::Path) -> ExitCode {
         origin_text: wire::name::to_text(&origin_wire),
         origin: origin_wire,
         path: file.to_path_buf(),
+        serve_unchanged_serial: false,
     };
     let zones = server::load_zones(&[source]);
     if server::report_zones(&zones, false) > 0 {

@@ -18,6 +18,8 @@ pub struct ZoneSource {
     pub origin_text: String,
     pub origin: Vec<u8>,
     pub path: PathBuf,
+    /// `serve-unchanged-serial` in its `file` block.
+    pub serve_unchanged_serial: bool,
 }
 
 /// Every zone the config asks for, once each (the config parser already
@@ -34,6 +36,7 @@ pub fn zone_sources(config: &Config) -> Vec<ZoneSource> {
                     origin_text: origin_text.clone(),
                     origin,
                     path: file.path.clone(),
+                    serve_unchanged_serial: file.serve_unchanged_serial,
                 });
             }
         }

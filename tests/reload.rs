@@ -323,3 +323,22 @@ fn corefile_reload_adds_and_removes_zones_and_keeps_on_errors() {
             .contains("zone other.test. is no longer served")
     );
 }
+
+/// `serve-unchanged-serial`: new data under the old serial is served (with
+/// a warning) instead of kept out.
+#[test]
+fn serve_unchanged_serial_serves_new_data_under_the_same_serial() {
+    let dir = TempDir::new("reload-same-serial");
+    let db = dir.write("db", zone(1, "192.0.2.80"));
+    let dns = free_port();
+    let server = start_ringdns(
+        &format!(
+            "example.test:{dns} {{\n    bind 127.0.0.1\n    file db {{\n        reload 0\n        serve-unchanged-serial\n    }}\n}}\n"
+        ),
+        dir.path(),
+    );
+    std::fs::write(&db, zone(1, "192.0.2.81")).unwrap();
+    hangup(&server);
+    wait_for_log(&server, "serving it (serve-unchanged-serial)", 1);
+    assert_eq!(www(&server), "192.0.2.81");
+}

@@ -685,3 +685,70 @@ fn ringdns_primary_to_ringdns_secondary_to_knot_converges() {
     );
     assert!(knot.stderr().contains("IXFR"), "{}", context());
 }
+
+/// The transfer ACL by source address on 127/8: 127.0.0.2 is listed and
+/// gets the zone, 127.0.0.3 is not and gets REFUSED (AXFR over TCP) and
+/// NOTAUTH (IXFR over UDP, as Knot and NSD answer).
+#[test]
+fn transfers_only_to_listed_addresses() {
+    let Some(kdig) = require_tool("kdig") else {
+        return;
+    };
+    let dir = TempDir::new("transfer-acl");
+    let port = free_port();
+    let zone_file = dir.write("db.example.com", zone_text(7, VERSION_1));
+    let primary = common::start_ringdns(
+        &format!(
+            "example.com:{port} {{\n    bind 127.0.0.1\n    file {}\n    transfer {{\n        to 127.0.0.2\n    }}\n}}\n",
+            zone_file.display()
+        ),
+        dir.path(),
+    );
+    let ask = |source: &str, query: &[&str]| {
+        let output = Command::new(&kdig)
+            .args([
+                "@127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "-b",
+                source,
+                "+retry=0",
+                "+timeout=2",
+            ])
+            .args(query)
+            .output()
+            .expect("kdig");
+        // kdig reports an error answer to a transfer on stderr.
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    };
+    let allowed = ask("127.0.0.2", &[ZONE, "AXFR"]);
+    assert!(
+        allowed.contains("192.0.2.1") && allowed.contains("9 records"),
+        "{allowed}"
+    );
+    let refused = ask("127.0.0.3", &[ZONE, "AXFR"]);
+    assert!(!refused.contains("192.0.2.1"), "{refused}");
+    assert!(
+        primary
+            .stderr()
+            .contains("AXFR of example.com. from 127.0.0.3"),
+        "{}",
+        primary.output()
+    );
+    assert!(
+        primary
+            .stderr()
+            .contains("refused: 127.0.0.3 is not in the zone's transfer list")
+    );
+    let udp_allowed = ask("127.0.0.2", &["+notcp", ZONE, "IXFR=6"]);
+    assert!(
+        udp_allowed.contains("status: NOERROR") || udp_allowed.contains("\tSOA\t"),
+        "{udp_allowed}"
+    );
+    let udp_refused = ask("127.0.0.3", &["+notcp", "+norecurse", ZONE, "IXFR=6"]);
+    assert!(udp_refused.contains("NOTAUTH"), "{udp_refused}");
+}

@@ -316,6 +316,9 @@ pub struct FileZone {
     /// `reload DURATION`; `Some(Duration::ZERO)` means disabled
     /// (`reload 0`), `None` means not given.
     pub reload: Option<Duration>,
+    /// `serve-unchanged-serial`: serve a reload whose data changed under the
+    /// same serial (with a warning) instead of keeping the old zone.
+    pub serve_unchanged_serial: bool,
     /// Line of the directive, in `config_file`.
     pub line: usize,
     /// The file the directive is written in.

@@ -553,27 +553,39 @@ impl Resolver<'_> {
             }
         }
 
-        let reload = match &line.block {
+        let (reload, serve_unchanged_serial) = match &line.block {
             Some(block) => self.file_properties(block),
-            None => None,
+            None => (None, false),
         };
         server.files.push(FileZone {
             path: relative_to_file(&path.file, &path.text),
             zones,
             reload,
+            serve_unchanged_serial,
             line: name.line,
             config_file: name.file.to_path_buf(),
         });
     }
 
-    /// The block of a `file` directive: only `reload DURATION`.
-    fn file_properties(&mut self, block: &Block) -> Option<Duration> {
+    /// The block of a `file` directive: `reload DURATION` (CoreDNS) and
+    /// `serve-unchanged-serial` (ringdns: a reloaded file whose data changed
+    /// without a newer serial is served, with a warning, instead of kept
+    /// out). Returns (reload, serve_unchanged_serial).
+    fn file_properties(&mut self, block: &Block) -> (Option<Duration>, bool) {
         let mut reload: Option<(Duration, usize)> = None;
+        let mut serve_unchanged_serial = false;
         for property in &block.lines {
             let name = property.name();
+            if name.text == "serve-unchanged-serial" {
+                if !property.args().is_empty() || property.block.is_some() {
+                    self.error(name, "'serve-unchanged-serial' takes no arguments");
+                }
+                serve_unchanged_serial = true;
+                continue;
+            }
             if name.text != "reload" {
                 let message = format!(
-                    "unknown property '{}' in 'file' block; expected: reload",
+                    "unknown property '{}' in 'file' block; expected: reload, serve-unchanged-serial",
                     name.text
                 );
                 self.error(name, message);
@@ -602,7 +614,7 @@ impl Resolver<'_> {
                 Err(message) => self.error(value, format!("reload: {message}")),
             }
         }
-        reload.map(|(duration, _)| duration)
+        (reload.map(|(duration, _)| duration), serve_unchanged_serial)
     }
 
     /// `bind ADDR...`

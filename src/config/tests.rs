@@ -160,6 +160,7 @@ fn seed_primary_without_transfer_resolves_fully() {
             path: PathBuf::from("db.kevinmingtarja.com"),
             zones: vec!["kevinmingtarja.com.".to_string()],
             reload: None,
+            serve_unchanged_serial: false,
             line: 2,
             config_file: PathBuf::from("Corefile"),
         }]
@@ -458,7 +459,7 @@ fn file_reload() {
     );
     assert_eq!(
         one_error("a.org {\n file db {\n  upstream\n }\n}"),
-        "Corefile:3: unknown property 'upstream' in 'file' block; expected: reload"
+        "Corefile:3: unknown property 'upstream' in 'file' block; expected: reload, serve-unchanged-serial"
     );
 }
 

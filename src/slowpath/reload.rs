@@ -220,12 +220,18 @@ pub fn reload(config: &config::Config, store: &Arc<ZoneStore>) {
                     continue;
                 }
                 if !zone::serial_is_newer(new.serial(), old.serial()) {
-                    refuse(format!(
-                        "the data changed but serial {} is not newer than {}",
-                        new.serial(),
-                        old.serial()
-                    ));
-                    continue;
+                    if !loaded.source.serve_unchanged_serial {
+                        refuse(format!(
+                            "the data changed but serial {} is not newer than {}",
+                            new.serial(),
+                            old.serial()
+                        ));
+                        continue;
+                    }
+                    eprintln!(
+                        "ringdns: warning: zone {origin_text}: the data changed under the same serial {}; serving it (serve-unchanged-serial), but secondaries will not see the change until the serial moves",
+                        new.serial()
+                    );
                 }
             }
             eprintln!(
