@@ -257,6 +257,7 @@ pub fn served_zones(
         let origin_text = loaded.source.origin_text;
         let (transfer_to, tsig_required) = transfer_settings(config, &origin_text);
         let zone = loaded.zone.ok();
+        let zone_loaded_at = zone.as_ref().map(|_| crate::slowpath::xfr_out::now_unix());
         let serial = zone.as_ref().map_or(0, crate::zone::Zone::serial);
         served.push(ServedZone {
             journal: journal(&origin_text, &transfer_to, serial),
@@ -267,6 +268,7 @@ pub fn served_zones(
             transfer_to,
             tsig_required,
             refreshed_at: None,
+            loaded_at: zone_loaded_at,
         });
     }
     let now = crate::slowpath::xfr_out::now_unix();
@@ -308,6 +310,7 @@ pub fn served_zones(
             transfer_to,
             tsig_required,
             refreshed_at: refreshed,
+            loaded_at: refreshed,
         });
     }
     (served, failed, files)

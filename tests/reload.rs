@@ -98,6 +98,12 @@ fn sighup_reloads_and_keeps_serving_on_errors() {
         metrics.contains("ringdns_zone_serial{zone=\"example.test.\"} 2\n"),
         "{metrics}"
     );
+    // Start-up and the one reload that took published a table each.
+    assert!(
+        metrics.contains("ringdns_tables_published_total 2\n"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("ringdns_zone_loaded_timestamp_seconds{zone=\"example.test.\"} "));
 }
 
 #[test]

@@ -24,7 +24,12 @@ use ringdns::wire::rtype;
 fn key() -> &'static Key {
     static KEY: OnceLock<Key> = OnceLock::new();
     KEY.get_or_init(|| {
-        Key::new("fuzz-key.", "hmac-sha256", "c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0").expect("key")
+        Key::new(
+            "fuzz-key.",
+            "hmac-sha256",
+            "c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0",
+        )
+        .expect("key")
     })
 }
 
@@ -51,6 +56,7 @@ fn store() -> &'static ZoneStore {
             transfer_to: Vec::new(),
             tsig_required: Vec::new(),
             refreshed_at: None,
+            loaded_at: None,
         };
         ZoneStore::new(
             vec![zone],
@@ -67,10 +73,15 @@ fuzz_target!(|data: &[u8]| {
     let _ = xfr_out::is_transfer_request(data);
 
     let origin = from_text("example.com").expect("name");
-    let id = data.get(..2).map_or(0, |id| u16::from_be_bytes([id[0], id[1]]));
+    let id = data
+        .get(..2)
+        .map_or(0, |id| u16::from_be_bytes([id[0], id[1]]));
     for (qtype, ours) in [(rtype::AXFR, None), (rtype::IXFR, Some(7))] {
         let mut parser = TransferParser::new(&origin, id, qtype, ours);
-        for message in data.split(|byte| *byte == 0xFF).filter(|part| !part.is_empty()) {
+        for message in data
+            .split(|byte| *byte == 0xFF)
+            .filter(|part| !part.is_empty())
+        {
             match parser.feed(message) {
                 Ok(None) => continue,
                 Ok(Some(_)) | Err(_) => break,

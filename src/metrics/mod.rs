@@ -376,6 +376,11 @@ pub struct Snapshot<'a> {
     pub replication: Option<&'a crate::slowpath::zones::ReplicationCounters>,
     /// Per zone: bytes in its IXFR journal.
     pub journals: &'a [(String, u64)],
+    /// Per zone with data: when it was loaded or transferred (unix time).
+    pub loaded_at: &'a [(String, u64)],
+    /// Tables published so far, and the last one's compile time (ns).
+    pub table_generation: u64,
+    pub table_compile_ns: u64,
     /// Per secondary zone with a copy: (name, last confirmed by a primary,
     /// expires), unix seconds.
     pub secondaries: &'a [(String, u64, u64)],
@@ -576,6 +581,40 @@ pub fn render(snapshot: &Snapshot<'_>) -> String {
             };
             let _ = writeln!(out, "{metric}{{zone=\"{zone}\"}} {value}");
         }
+    }
+    family(
+        &mut out,
+        "ringdns_tables_published_total",
+        "counter",
+        "Answer tables published (start-up, reloads, transfers, expiries).",
+    );
+    let _ = writeln!(
+        out,
+        "ringdns_tables_published_total {}",
+        snapshot.table_generation
+    );
+    family(
+        &mut out,
+        "ringdns_table_compile_seconds",
+        "gauge",
+        "How long the last published table took to compile, all zones.",
+    );
+    let _ = writeln!(
+        out,
+        "ringdns_table_compile_seconds {}",
+        snapshot.table_compile_ns as f64 / 1e9
+    );
+    family(
+        &mut out,
+        "ringdns_zone_loaded_timestamp_seconds",
+        "gauge",
+        "When the served data of the zone was loaded or transferred (unix time).",
+    );
+    for (zone, at) in snapshot.loaded_at {
+        let _ = writeln!(
+            out,
+            "ringdns_zone_loaded_timestamp_seconds{{zone=\"{zone}\"}} {at}"
+        );
     }
     family(
         &mut out,
@@ -791,6 +830,9 @@ mod tests {
             zone_labels: &[],
             replication: None,
             journals: &[],
+            loaded_at: &[],
+            table_generation: 1,
+            table_compile_ns: 0,
             secondaries: &[],
             table_names: 5,
             reload_failed: 0,
@@ -821,6 +863,9 @@ mod tests {
             zone_labels: &[],
             replication: None,
             journals: &[],
+            loaded_at: &[],
+            table_generation: 1,
+            table_compile_ns: 0,
             secondaries: &[],
             table_names: 0,
             reload_failed: 0,

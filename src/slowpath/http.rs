@@ -198,6 +198,10 @@ fn respond(
                     Some((zone.name.clone(), refreshed, expires))
                 })
                 .collect();
+            let loaded_at: Vec<(String, u64)> = summaries
+                .iter()
+                .filter_map(|zone| Some((zone.name.clone(), zone.loaded_at?)))
+                .collect();
             let journals: Vec<(String, u64)> = summaries
                 .iter()
                 .map(|zone| (zone.name.clone(), zone.journal_bytes))
@@ -212,6 +216,9 @@ fn respond(
                 reload_failed: state.store.reload_failed.load(Ordering::Relaxed),
                 replication: Some(&state.store.counters),
                 journals: &journals,
+                loaded_at: &loaded_at,
+                table_generation: state.store.table_generation.load(Ordering::Relaxed),
+                table_compile_ns: state.store.table_compile_ns.load(Ordering::Relaxed),
                 secondaries: &secondaries,
             };
             reply(

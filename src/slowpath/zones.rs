@@ -50,6 +50,8 @@ pub struct ServedZone {
     /// A secondary zone: when a primary last confirmed the copy (unix
     /// seconds), for the expire timer's metrics.
     pub refreshed_at: Option<u64>,
+    /// When the served data was loaded or transferred (unix seconds).
+    pub loaded_at: Option<u64>,
 }
 
 /// Counters of the replication traffic, for `/metrics`.
@@ -90,6 +92,7 @@ pub struct ZoneSummary {
     /// A secondary zone: (last confirmed by a primary, expires), unix
     /// seconds.
     pub secondary_times: Option<(u64, u64)>,
+    pub loaded_at: Option<u64>,
 }
 
 /// Every served zone, behind one lock taken only by the slow path.
@@ -102,6 +105,9 @@ pub struct ZoneStore {
     keys: ArcSwap<Vec<tsig::Key>>,
     pub counters: ReplicationCounters,
     pub reload_failed: AtomicU64,
+    /// Tables published so far, and how long the last one took to compile.
+    pub table_generation: AtomicU64,
+    pub table_compile_ns: AtomicU64,
     /// Every zone has data (a secondary counts once it has a copy).
     pub ready: AtomicBool,
     summaries: Mutex<Vec<ZoneSummary>>,
@@ -171,6 +177,8 @@ impl ZoneStore {
             keys: ArcSwap::from_pointee(keys),
             counters: ReplicationCounters::default(),
             reload_failed: AtomicU64::new(0),
+            table_generation: AtomicU64::new(0),
+            table_compile_ns: AtomicU64::new(0),
             ready: AtomicBool::new(false),
             summaries: Mutex::new(Vec::new()),
         };
@@ -235,11 +243,15 @@ impl ZoneStore {
                 },
             })
             .collect();
+        let started = std::time::Instant::now();
         let mut table = compile::compile(&inputs);
         if let Some(nsid) = &self.nsid {
             table.set_nsid(nsid.as_bytes());
         }
+        self.table_compile_ns
+            .store(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
         self.published.publish(table);
+        self.table_generation.fetch_add(1, Ordering::Relaxed);
         self.refresh_status(zones);
         // SAFETY: mi_collect only walks mimalloc's own heap structures.
         unsafe { libmimalloc_sys::mi_collect(false) };
@@ -255,6 +267,7 @@ impl ZoneStore {
                 loaded: served.zone.is_some(),
                 journal_bytes: served.journal.encoded_bytes(),
                 secondary_times: secondary_times(served),
+                loaded_at: served.loaded_at.filter(|_| served.zone.is_some()),
             })
             .collect::<Vec<_>>();
         self.ready
@@ -291,6 +304,7 @@ impl ZoneStore {
         }
         let serial = new.serial();
         served.zone = Some(Arc::new(new));
+        served.loaded_at = Some(crate::slowpath::xfr_out::now_unix());
         notifications(served, serial, &self.keys())
     }
 
