@@ -403,9 +403,36 @@ fn serve_zones(conf: &std::path::Path) -> Result<(), String> {
                     eprintln!("ringdns: lame duck for {} ms", lameduck.as_millis());
                     std::thread::sleep(lameduck);
                 }
+                finish_transfers(&store);
                 return Ok(());
             }
         }
+    }
+}
+
+/// On SIGTERM: refuses new transfers and waits (up to 25 s, inside
+/// systemd's 30 s stop timeout) for those running, so a secondary is not
+/// cut off in the middle of a zone and a secondary's own copy is written
+/// whole.
+fn finish_transfers(store: &slowpath::zones::ZoneStore) {
+    use std::sync::atomic::Ordering;
+    store.stopping.store(true, Ordering::Relaxed);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(25);
+    let mut said = false;
+    loop {
+        let running = store.transfers_running.load(Ordering::Relaxed);
+        if running == 0 {
+            return;
+        }
+        if std::time::Instant::now() >= deadline {
+            eprintln!("ringdns: {running} transfer(s) still running; exiting anyway");
+            return;
+        }
+        if !said {
+            eprintln!("ringdns: waiting for {running} transfer(s) to finish");
+            said = true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
 

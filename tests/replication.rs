@@ -752,3 +752,76 @@ fn transfers_only_to_listed_addresses() {
     let udp_refused = ask("127.0.0.3", &["+notcp", "+norecurse", ZONE, "IXFR=6"]);
     assert!(udp_refused.contains("NOTAUTH"), "{udp_refused}");
 }
+
+/// SIGTERM lets a running transfer finish: a client that has asked for a
+/// large AXFR and not read it yet still gets all of it, then the server
+/// exits 0.
+#[test]
+fn sigterm_lets_a_running_transfer_finish() {
+    use std::io::{Read, Write};
+    // More than the kernel buffers on both ends hold, so the server is
+    // still writing when SIGTERM comes.
+    const HOSTS: usize = 300_000;
+    let dir = TempDir::new("sigterm-transfer");
+    let port = free_port();
+    let hosts: String = (0..HOSTS)
+        .map(|i| format!("h{i} IN A 10.0.{}.{}\n", i / 256 % 256, i % 256))
+        .collect();
+    let zone_file = dir.write("db.example.com", zone_text(3, &hosts));
+    let mut primary = common::start_ringdns(
+        &format!(
+            "example.com:{port} {{\n    bind 127.0.0.1\n    file {}\n    transfer {{\n        to *\n    }}\n}}\n",
+            zone_file.display()
+        ),
+        dir.path(),
+    );
+    // An AXFR request, then no reading until the server is told to stop.
+    let name = ringdns::wire::name::from_text(ZONE).unwrap();
+    let mut writer = ringdns::wire::message::MessageWriter::new(0x5151, 0, 512);
+    writer.push_question(&name, 252, 1);
+    let request = writer.finish();
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket.connect(&primary.addr.into()).unwrap();
+    let mut stream: std::net::TcpStream = socket.into();
+    let mut framed = (request.len() as u16).to_be_bytes().to_vec();
+    framed.extend_from_slice(&request);
+    stream.write_all(&framed).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    // SAFETY: signalling the server we started.
+    unsafe { libc::kill(primary.pid() as libc::pid_t, libc::SIGTERM) };
+    assert!(
+        wait_for(Duration::from_secs(5), || primary
+            .stderr()
+            .contains("waiting for 1 transfer(s)")),
+        "{}",
+        primary.output()
+    );
+    // Now read the whole transfer: it ends with the SOA again.
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut records = 0usize;
+    let mut soas = 0;
+    while soas < 2 {
+        let mut length = [0u8; 2];
+        stream
+            .read_exact(&mut length)
+            .unwrap_or_else(|error| panic!("{error}\n{}", primary.output()));
+        let mut message = vec![0u8; u16::from_be_bytes(length) as usize];
+        stream.read_exact(&mut message).unwrap();
+        let read = ringdns::wire::message::read_message(&message).unwrap();
+        records += read.answer.len();
+        soas += read
+            .answer
+            .iter()
+            .filter(|record| record.rtype == 6)
+            .count();
+    }
+    // The SOA twice, two NS and two addresses, and the hosts.
+    assert_eq!(records, HOSTS + 6, "the whole zone");
+    let status = primary
+        .wait_exit(Duration::from_secs(10))
+        .expect("it exits");
+    assert!(status.success(), "{status}");
+}

@@ -298,7 +298,9 @@ impl SecondaryZone {
                 return Ok(Refreshed::UpToDate(ours));
             }
         }
+        let _running = zones::TransferRunning::new(&self.store);
         let transfer = transfer_in(primary, &self.origin, key, current)?;
+
         let (new_zone, diffs, how) = match transfer {
             Transfer::UpToDate => {
                 return Ok(Refreshed::UpToDate(current.map_or(0, Zone::serial)));

@@ -91,6 +91,11 @@ pub fn serve(
     let Some(header) = Header::read(request) else {
         return Ok(());
     };
+    let _running = zones::TransferRunning::new(store);
+    if store.stopping.load(std::sync::atomic::Ordering::Relaxed) {
+        // Shutting down: finish what runs, start nothing new.
+        return send(&error_reply(request, &header, rcode::REFUSED));
+    }
     let keys = store.keys();
     let signature = tsig::check_request(request, &keys, now);
     let (unsigned_len, signer) = match &signature {

@@ -105,6 +105,10 @@ pub struct ZoneStore {
     keys: ArcSwap<Vec<tsig::Key>>,
     pub counters: ReplicationCounters,
     pub reload_failed: AtomicU64,
+    /// Transfers (out and in) running now; SIGTERM lets them finish.
+    pub transfers_running: std::sync::atomic::AtomicUsize,
+    /// Set on SIGTERM: no new transfer out starts.
+    pub stopping: AtomicBool,
     /// Tables published so far, and how long the last one took to compile.
     pub table_generation: AtomicU64,
     pub table_compile_ns: AtomicU64,
@@ -177,6 +181,8 @@ impl ZoneStore {
             keys: ArcSwap::from_pointee(keys),
             counters: ReplicationCounters::default(),
             reload_failed: AtomicU64::new(0),
+            transfers_running: std::sync::atomic::AtomicUsize::new(0),
+            stopping: AtomicBool::new(false),
             table_generation: AtomicU64::new(0),
             table_compile_ns: AtomicU64::new(0),
             ready: AtomicBool::new(false),
@@ -487,6 +493,22 @@ fn secondary_times(served: &ServedZone) -> Option<(u64, u64)> {
         .expire
         .min(config.expire_max);
     Some((refreshed_at, refreshed_at.saturating_add(u64::from(expire))))
+}
+
+/// Counts one running transfer for as long as it lives.
+pub struct TransferRunning<'a>(&'a ZoneStore);
+
+impl<'a> TransferRunning<'a> {
+    pub fn new(store: &'a ZoneStore) -> TransferRunning<'a> {
+        store.transfers_running.fetch_add(1, Ordering::Relaxed);
+        TransferRunning(store)
+    }
+}
+
+impl Drop for TransferRunning<'_> {
+    fn drop(&mut self) {
+        self.0.transfers_running.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// One NOTIFY to send: zone, serial, to whom, signed with which key.
