@@ -426,3 +426,37 @@ fn a_bad_primary_never_replaces_the_good_copy() {
         "{metrics}"
     );
 }
+
+/// `/ready` is 503 while a secondary has no copy of its zone, 200 once
+/// the first transfer is in.
+#[test]
+fn ready_waits_for_the_secondary_zone() {
+    if require_tool("kdig").is_none() {
+        return;
+    }
+    let dir = TempDir::new("secondary-ready");
+    let (primary_port, secondary_port, ready_port) = (free_port(), free_port(), free_port());
+    let zone_file = dir.write("db.example.com", zone_text(3, (3600, 600, 86400), 3));
+    let (primary_dir, secondary_dir) = (dir.join("primary"), dir.join("secondary"));
+    for directory in [&primary_dir, &secondary_dir] {
+        std::fs::create_dir_all(directory).unwrap();
+    }
+    let corefile = format!(
+        "example.com:{secondary_port} {{\n    bind 127.0.0.1\n    secondary {{\n        transfer from 127.0.0.1:{primary_port}\n    }}\n    storage {}\n    ready 127.0.0.1:{ready_port}\n}}\n",
+        dir.join("storage").display()
+    );
+    let secondary = start_secondary(&corefile, &secondary_dir, secondary_port);
+    let ready = || common::http_get(localhost(ready_port), "/ready").0;
+    assert_eq!(ready(), 503, "no copy yet: not ready");
+    assert_eq!(status(secondary.addr), "SERVFAIL");
+    let _primary = common::start_ringdns(
+        &primary_corefile(primary_port, &zone_file, Some(secondary_port)),
+        &primary_dir,
+    );
+    assert!(
+        wait_for(Duration::from_secs(15), || ready() == 200),
+        "{}",
+        secondary.output()
+    );
+    assert_eq!(soa_serial(secondary.addr), Some(3));
+}
