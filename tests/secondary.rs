@@ -460,3 +460,47 @@ fn ready_waits_for_the_secondary_zone() {
     );
     assert_eq!(soa_serial(secondary.addr), Some(3));
 }
+
+/// A NOTIFY flood from addresses that are not primaries: every one is
+/// answered REFUSED, the log stays bounded (10 lines a second), and
+/// queries are still answered.
+#[test]
+fn a_notify_flood_is_refused_without_flooding_the_log() {
+    let dir = TempDir::new("secondary-notify-flood");
+    let (primary_port, secondary_port) = (free_port(), free_port());
+    let corefile = format!(
+        "example.com:{secondary_port} {{\n    bind 127.0.0.1\n    secondary {{\n        transfer from 127.0.0.1:{primary_port}\n    }}\n    storage {}\n}}\n",
+        dir.join("storage").display()
+    );
+    let secondary = start_secondary(&corefile, dir.path(), secondary_port);
+    let origin = name::from_text(ZONE).unwrap();
+    let mut refused = 0;
+    for i in 0..2000u32 {
+        let source = format!("127.3.{}.{}", i / 250, i % 250 + 1);
+        let socket = UdpSocket::bind((source.as_str(), 0)).unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_secs(1)))
+            .unwrap();
+        let mut writer = MessageWriter::new(i as u16, 4 << 11, 512);
+        writer.push_question(&origin, rtype::SOA, 1);
+        socket.send_to(&writer.finish(), secondary.addr).unwrap();
+        let mut buffer = [0u8; 512];
+        if let Ok(length) = socket.recv(&mut buffer)
+            && Header::read(&buffer[..length]).is_some_and(|header| header.rcode() == 5)
+        {
+            refused += 1;
+        }
+    }
+    assert_eq!(refused, 2000, "every NOTIFY from a stranger is REFUSED");
+    assert_eq!(
+        status(secondary.addr),
+        "SERVFAIL",
+        "still answering (no copy yet)"
+    );
+    let lines = secondary
+        .stderr()
+        .lines()
+        .filter(|line| line.contains("NOTIFY from"))
+        .count();
+    assert!(lines <= 100, "{lines} NOTIFY lines logged");
+}

@@ -123,6 +123,30 @@ fn send_one(notify: &Notify) -> Result<usize, String> {
     Err(format!("no answer after {} tries", RETRY_WAITS_MS.len()))
 }
 
+/// NOTIFY lines a second at most; the rest are counted and reported with
+/// the next line. NOTIFY arrives on the workers, and a spoofed flood must
+/// not turn into a write to standard error per packet.
+const NOTIFY_LINES_PER_SECOND: u64 = 10;
+
+fn log_limited(line: &str) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static SECOND: AtomicU64 = AtomicU64::new(0);
+    static LINES: AtomicU64 = AtomicU64::new(0);
+    static SUPPRESSED: AtomicU64 = AtomicU64::new(0);
+    let now = now_unix();
+    if SECOND.swap(now, Ordering::Relaxed) != now {
+        LINES.store(0, Ordering::Relaxed);
+    }
+    if LINES.fetch_add(1, Ordering::Relaxed) >= NOTIFY_LINES_PER_SECOND {
+        SUPPRESSED.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    match SUPPRESSED.swap(0, Ordering::Relaxed) {
+        0 => eprintln!("{line}"),
+        suppressed => eprintln!("{line} ({suppressed} earlier NOTIFY lines not shown)"),
+    }
+}
+
 /// True when `packet` is a NOTIFY request (not a response).
 pub fn is_notify(packet: &[u8]) -> bool {
     Header::read(packet)
@@ -147,10 +171,10 @@ pub fn answer(packet: &[u8], peer: SocketAddr, store: &ZoneStore) -> Option<Vec<
         ),
         RequestCheck::Invalid(failure) => {
             zones::count(&store.counters.notifies_refused);
-            eprintln!(
+            log_limited(&format!(
                 "ringdns: NOTIFY from {peer} refused: {}",
                 describe_tsig_failure(&failure)
-            );
+            ));
             let mut reply = error_reply(packet, &header, tsig::NOTAUTH);
             tsig::append_error(&mut reply, &failure, &keys, now);
             return Some(reply);
@@ -168,15 +192,15 @@ pub fn answer(packet: &[u8], peer: SocketAddr, store: &ZoneStore) -> Option<Vec<
         });
     let code = match &verdict {
         Ok(zone) => {
-            eprintln!(
+            log_limited(&format!(
                 "ringdns: NOTIFY for {} from {peer}: checking the primary",
                 name::to_text(zone)
-            );
+            ));
             rcode::NOERROR
         }
         Err((code, reason)) => {
             zones::count(&store.counters.notifies_refused);
-            eprintln!("ringdns: NOTIFY from {peer} refused: {reason}");
+            log_limited(&format!("ringdns: NOTIFY from {peer} refused: {reason}"));
             *code
         }
     };
