@@ -335,7 +335,8 @@ fn serve_zones(conf: &std::path::Path) -> Result<(), String> {
         std::sync::Arc::clone(&store),
         &slowpath::tcp::TcpOptions {
             cookies: cookies.clone(),
-            ..Default::default()
+            zone_labels: std::sync::Arc::clone(&zone_labels),
+            ..slowpath::tcp::TcpOptions::from_config(&config.tcp)
         },
         std::sync::Arc::clone(&tcp_counters),
         new_log_queue(),

@@ -293,7 +293,7 @@ fn the_shipped_example_and_the_seed_corefiles() {
 #[test]
 fn tcp_limits_slow_clients_and_connections_per_address() {
     let dir = TempDir::new("e2e-tcp-limits");
-    let server = start(&dir, "");
+    let server = start(&dir, "tcp {\n        max-per-address 32\n    }");
     // A client that sends its message a byte at a time, slower than the
     // 2 s message deadline allows, is cut off.
     let query = build_query("www.example.test.", Rtype::A, &QueryOpts::default());
@@ -319,7 +319,8 @@ fn tcp_limits_slow_clients_and_connections_per_address() {
     assert!(closed, "a trickling client must be disconnected");
     assert!(started.elapsed() < Duration::from_secs(6));
 
-    // 32 idle connections from 127.0.0.1 fill that address's share...
+    // 32 idle connections from 127.0.0.1 fill that address's share
+    // (`max-per-address 32`)...
     let idle: Vec<TcpStream> = (0..32)
         .map(|_| TcpStream::connect(server.addr).unwrap())
         .collect();

@@ -211,6 +211,8 @@ pub struct Config {
     pub servers: Vec<ServerBlock>,
     /// From the one `engine` directive, in any block; defaults without one.
     pub engine: EngineConfig,
+    /// `tcp { … }` in any block (one only): limits on DNS over TCP.
+    pub tcp: TcpConfig,
     /// HTTP endpoints (`prometheus [ADDR]`, `health [ADDR]`, `ready
     /// [ADDR]` in any block; the first of each wins, as all blocks share
     /// one process).
@@ -399,6 +401,23 @@ pub struct EngineConfig {
     pub rcvbuf: Option<usize>,
     /// `sndbuf BYTES`, as `rcvbuf`.
     pub sndbuf: Option<usize>,
+}
+
+/// `tcp { … }`: limits on DNS over TCP, with Knot's `tcp-*` settings in
+/// mind; every `None` means the default chosen at start-up.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TcpConfig {
+    /// `max-connections N`: open connections at most (at the cap the one
+    /// idle longest is closed for a newcomer).
+    pub connections_max: Option<usize>,
+    /// `max-per-address N`: connections one client address may hold.
+    pub connections_per_address_max: Option<usize>,
+    /// `idle-timeout DURATION`: how long a connection may wait between
+    /// messages.
+    pub idle_timeout: Option<Duration>,
+    /// `message-timeout DURATION`: how long a message may take to arrive
+    /// once its first byte has.
+    pub message_timeout: Option<Duration>,
 }
 
 #[derive(Default, Clone, Copy, PartialEq, Eq, Debug)]

@@ -17,11 +17,13 @@ use super::{
 
 /// The directives ringdns implements, as listed in "unknown directive"
 /// errors.
-const DIRECTIVES: &str = "bind, errors, file, log, engine, prometheus, health, ready, nsid, rrl, cookies, transfer, secondary, tsig, storage";
+const DIRECTIVES: &str = "bind, errors, file, log, engine, prometheus, health, ready, nsid, rrl, cookies, transfer, secondary, tsig, storage, tcp";
 /// CoreDNS directives whose absence would change what is served, so
 /// ignoring them would be wrong.
 #[path = "replication.rs"]
 mod replication;
+#[path = "tcp.rs"]
+mod tcp;
 
 /// The host's name, as `nsid` without DATA uses it.
 fn host_name() -> String {
@@ -62,6 +64,7 @@ pub(super) fn resolve(
         warnings,
         servers: Vec::new(),
         engine: None,
+        tcp: None,
         served: Vec::new(),
         http: HttpEndpoints::default(),
         nsid: None,
@@ -93,6 +96,7 @@ pub(super) fn resolve(
     let Resolver {
         servers,
         engine,
+        tcp,
         warnings,
         http,
         nsid,
@@ -115,6 +119,7 @@ pub(super) fn resolve(
     Config {
         servers,
         engine: engine.map(|(engine, _)| engine).unwrap_or_default(),
+        tcp: tcp.map(|(tcp, _)| tcp).unwrap_or_default(),
         http,
         nsid,
         rrl,
@@ -132,6 +137,8 @@ struct Resolver<'a> {
     servers: Vec<ServerBlock>,
     /// The one `engine` directive and where it was written.
     engine: Option<(EngineConfig, Token)>,
+    /// The one `tcp` directive and where it was written.
+    tcp: Option<(super::TcpConfig, Token)>,
     /// Every zone and port claimed so far, with the key that claimed it.
     served: Vec<(ServerKey, Token)>,
     http: HttpEndpoints,
@@ -215,6 +222,7 @@ impl Resolver<'_> {
             "log" => self.log(server, line),
             "errors" => server.errors = true,
             "engine" => self.engine(line),
+            "tcp" => self.tcp(line),
             "prometheus" => self.http_endpoint(line, "localhost:9153", |http| &mut http.prometheus),
             "health" => self.http_endpoint(line, ":8080", |http| &mut http.health),
             "ready" => self.http_endpoint(line, ":8181", |http| &mut http.ready),

@@ -244,7 +244,7 @@ fn public_parse_str_returns_errors_and_display_format() {
     assert_eq!(
         shown(&errors),
         [
-            "Corefile:7: unknown directive 'fiel'; expected one of: bind, errors, file, log, engine, prometheus, health, ready, nsid, rrl, cookies, transfer, secondary, tsig, storage"
+            "Corefile:7: unknown directive 'fiel'; expected one of: bind, errors, file, log, engine, prometheus, health, ready, nsid, rrl, cookies, transfer, secondary, tsig, storage, tcp"
         ]
     );
     let config = parse_str("a.org {\n file db\n}", Path::new("Corefile")).unwrap();

@@ -315,6 +315,7 @@ pub fn reload_config(
             "listen addresses",
         ),
         (config.engine != new.engine, "engine"),
+        (config.tcp != new.tcp, "tcp"),
         (config.http != new.http, "prometheus/health/ready"),
         (config.rrl != new.rrl, "rrl"),
         (config.cookies != new.cookies, "cookies"),
