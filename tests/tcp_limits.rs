@@ -70,6 +70,9 @@ fn closed_within(stream: &mut TcpStream, timeout: Duration) -> bool {
 /// A TCP connection to `server` from `source` (any address of 127/8).
 fn connect_from(source: Ipv4Addr, server: SocketAddr) -> std::io::Result<TcpStream> {
     let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+    // Closed with a reset, not into TIME_WAIT: ten thousand client ports
+    // held for a minute would block other tests' wildcard binds.
+    socket.set_linger(Some(Duration::ZERO))?;
     socket.bind(&SocketAddr::V4(SocketAddrV4::new(source, 0)).into())?;
     socket.connect_timeout(&server.into(), Duration::from_secs(5))?;
     Ok(socket.into())

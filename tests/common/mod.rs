@@ -57,7 +57,10 @@ pub const READY_TIMEOUT: Duration = Duration::from_secs(10);
 // Ports and temporary directories
 // ---------------------------------------------------------------------------
 
-/// Returns a port that is currently free on 127.0.0.1 for both UDP and TCP.
+/// Returns a port that is currently free on every address (0.0.0.0) for
+/// both UDP and TCP: some tests listen on the wildcard, which a socket on
+/// any address holding the number (say, a client of another test bound to
+/// 127.1.x.y) would block.
 ///
 /// The kernel picks a free UDP port, and we keep it only if TCP can bind the
 /// same number too (DNS servers listen on both). Ports already handed out by
@@ -67,7 +70,7 @@ pub const READY_TIMEOUT: Duration = Duration::from_secs(10);
 pub fn free_port() -> u16 {
     static HANDED_OUT: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
     for _ in 0..200 {
-        let Ok(udp) = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)) else {
+        let Ok(udp) = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)) else {
             continue;
         };
         let port = match udp.local_addr() {
@@ -76,7 +79,7 @@ pub fn free_port() -> u16 {
         };
         // Both sockets are held at the same time: the port is free for both
         // protocols right now.
-        let Ok(_tcp) = TcpListener::bind((Ipv4Addr::LOCALHOST, port)) else {
+        let Ok(_tcp) = TcpListener::bind((Ipv4Addr::UNSPECIFIED, port)) else {
             continue;
         };
         let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
@@ -84,7 +87,7 @@ pub fn free_port() -> u16 {
             return port;
         }
     }
-    panic!("free_port: found no port free for both UDP and TCP on 127.0.0.1");
+    panic!("free_port: found no port free for both UDP and TCP on 0.0.0.0");
 }
 
 /// A fresh directory under the system temp dir, removed with its contents on
