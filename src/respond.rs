@@ -20,6 +20,8 @@ pub const TCP_MESSAGE_LEN_MAX: usize = 65535;
 /// Plain DNS over UDP (RFC 1035 §4.2.1).
 const UDP_LEN_CLASSIC: usize = 512;
 const OPT_LEN: usize = 11;
+/// Highest offset a compression pointer reaches (14 bits).
+const POINTER_MAX: usize = 0x3FFF;
 
 pub mod rcode {
     pub const NOERROR: u8 = 0;
@@ -240,10 +242,11 @@ struct Reply<'a> {
 
 impl Reply<'_> {
     /// Writes header and question; returns the offset after the question.
-    /// RD and the opcode are copied. CD is not: Knot and NSD clear it when
-    /// serving these (unsigned) zones, which the differential test checks;
-    /// RFC 4035 §3.1.6 asks security-aware servers to copy it, for the
-    /// DNSSEC work to revisit.
+    /// RD and the opcode are copied. CD is not, although RFC 4035 §3.1.6
+    /// asks security-aware servers to copy it: Knot 3.2 and NSD 4.6 clear
+    /// it, on signed zones too and with DO set, which the differential
+    /// tests check. AD is never set: an authoritative server has validated
+    /// nothing (RFC 4035 §3.1.6).
     fn head(&mut self, flags: u16, extended_rcode: u16, counts: [u16; 3]) -> usize {
         let end = self.query.question_end;
         self.out[..end].copy_from_slice(&self.packet[..end]);
@@ -307,29 +310,61 @@ impl Reply<'_> {
         self.opt(end, extended_rcode)
     }
 
+    /// True when the query set the DO bit (RFC 3225): it gets the DNSSEC
+    /// variant of every answer.
+    fn dnssec_ok(&self) -> bool {
+        self.query.edns.is_some_and(|edns| edns.dnssec_ok)
+    }
+
     fn answer(&mut self, table: &AnswerTable, answer: &Answer) -> usize {
+        let answer = match self.dnssec_ok() {
+            true => table.dnssec_variant(answer),
+            false => answer,
+        };
         let qname_len = self.query.qname_len;
         if qname_len < answer.encloser_len as usize {
             return self.empty(0, rcode::SERVFAIL as u16, false);
         }
+        // The NSEC/NSEC3 proof that depends on the question name, placed
+        // at the end of the authority section (see `compile::dnssec`).
+        // It is left out in the one case its pointers cannot reach it: an
+        // answer section of more than 16 KB (over TCP).
+        let piece = answer
+            .denial
+            .and_then(|denial| {
+                table.denial_piece(&denial, self.query.qname(), answer.encloser_len as usize)
+            })
+            .filter(|_| self.query.question_end + answer.additional_at as usize <= POINTER_MAX);
+        let (gap, piece_count) = piece.map_or((0, 0), |piece| (piece.len as usize, piece.count));
         let mut flags = if answer.authoritative { FLAG_AA } else { 0 };
         let question_end = self.query.question_end;
         let opt_len = self.opt_len();
         let mut counts = answer.counts;
+        counts[1] += piece_count;
         let mut body_len = answer.body_len as usize;
-        if question_end + body_len + opt_len > self.limit {
+        // Compression pointers into an additional section moved by the gap
+        // must stay within 14 bits: past that, the section is left out.
+        let limit = match gap > 0 && answer.body_len > answer.additional_at {
+            true => self
+                .limit
+                .min(POINTER_MAX - crate::wire::name::NAME_LEN_MAX),
+            false => self.limit,
+        };
+        if question_end + body_len + gap + opt_len > limit {
             // Keep the answer and authority sections whole and as many whole
             // additional RRsets as fit: additional data is optional (RFC
             // 2181 §9), except glue for name servers inside a delegated zone,
             // whose absence sets TC (RFC 9471 §3). Knot and NSD do the same.
-            let room = self.limit - question_end - opt_len;
-            if answer.additional_at as usize > room {
-                return self.empty(flags, answer.rcode as u16, true);
+            // Signatures are cut with the RRset they cover (RFC 4035
+            // §3.1.1 lets an additional RRSIG go without TC).
+            let room = limit.saturating_sub(question_end + opt_len);
+            if answer.additional_at as usize + gap > room {
+                return self.answer_section_only(table, answer, flags, room);
             }
             body_len = answer.additional_at as usize;
             counts[2] = 0;
             for cut in table.additional_cuts(answer) {
-                if cut.end as usize <= room {
+                if cut.end as usize + gap <= room {
                     body_len = cut.end as usize;
                     counts[2] = cut.count;
                 } else if cut.required {
@@ -342,9 +377,46 @@ impl Reply<'_> {
             at: question_end,
             name_at: HEADER_LEN,
             name_len: qname_len,
+            gap,
         };
         place_body(self.out, table, answer, body_len, placed);
-        self.opt(question_end + body_len, answer.rcode as u16)
+        if let Some(piece) = piece {
+            let piece_at = question_end + answer.additional_at as usize;
+            table.write_piece(piece, self.out, piece_at, HEADER_LEN, qname_len);
+        }
+        self.opt(question_end + body_len + gap, answer.rcode as u16)
+    }
+
+    /// TC with the answer section alone when it fits and the authority
+    /// section does not (DO answers with a small payload): RFC 4035 §3.1.1
+    /// asks for TC then, and Knot and NSD keep the answer records that fit
+    /// (their partial authority sections differ; we send none). Otherwise
+    /// TC with no records.
+    fn answer_section_only(
+        &mut self,
+        table: &AnswerTable,
+        answer: &Answer,
+        flags: u16,
+        room: usize,
+    ) -> usize {
+        let answer_len = answer.authority_at as usize;
+        if answer.counts[0] == 0 || answer_len > room {
+            return self.empty(flags, answer.rcode as u16, true);
+        }
+        let question_end = self.query.question_end;
+        self.head(
+            flags | FLAG_TC,
+            answer.rcode as u16,
+            [answer.counts[0], 0, 0],
+        );
+        let placed = Placement {
+            at: question_end,
+            name_at: HEADER_LEN,
+            name_len: self.query.qname_len,
+            gap: 0,
+        };
+        place_body(self.out, table, answer, answer_len, placed);
+        self.opt(question_end + answer_len, answer.rcode as u16)
     }
 
     /// DNAME substitution (RFC 6672 §3.1): the DNAME, a CNAME from the
@@ -359,6 +431,13 @@ impl Reply<'_> {
         ttl: u32,
         follow: bool,
     ) -> usize {
+        // DO gets the signed DNAME; the CNAME made here has no signature
+        // (RFC 6672 §5.3.1: validators synthesise it from the DNAME).
+        let dnssec_ok = self.dnssec_ok();
+        let dname = match dnssec_ok {
+            true => table.dnssec_variant(dname),
+            false => dname,
+        };
         let qname_len = self.query.qname_len;
         let Some(prefix_len) = qname_len.checked_sub(dname.encloser_len as usize) else {
             return self.empty(0, rcode::SERVFAIL as u16, false);
@@ -377,6 +456,7 @@ impl Reply<'_> {
                 at: question_end,
                 name_at: HEADER_LEN,
                 name_len: qname_len,
+                gap: 0,
             };
             place_body(self.out, table, dname, body_len, placed);
             return self.opt(question_end + body_len, rcode::YXDOMAIN as u16);
@@ -390,9 +470,11 @@ impl Reply<'_> {
         // The synthesised CNAME already answers a CNAME question.
         let followed = match follow && self.query.qtype != rtype::CNAME {
             true => match table.resolve(&substituted[..substituted_len], self.query.qtype) {
-                Resolution::Answer(answer) if (answer.encloser_len as usize) <= substituted_len => {
-                    Some(answer)
-                }
+                Resolution::Answer(answer) => Some(match dnssec_ok {
+                    true => table.dnssec_variant(answer),
+                    false => answer,
+                })
+                .filter(|answer| (answer.encloser_len as usize) <= substituted_len),
                 _ => None,
             },
             false => None,
@@ -401,29 +483,54 @@ impl Reply<'_> {
         let cname_at = question_end + dname.body_len as usize;
         let cname_len = 12 + substituted_len;
         let followed_at = cname_at + cname_len;
+        // The followed answer's per-query proof (DO), for the substituted
+        // name.
+        let piece = followed.and_then(|answer| {
+            let denial = answer.denial?;
+            let name = &substituted[..substituted_len];
+            table.denial_piece(&denial, name, answer.encloser_len as usize)
+        });
+        let (gap, piece_count) = piece.map_or((0, 0), |piece| (piece.len as usize, piece.count));
         // The follow-up answer's pointers must stay below 0x3FFF, and it must
         // fit: without it, the DNAME and CNAME still answer (RFC 6672 §3.1).
+        let reachable = |answer: &&Answer| {
+            followed_at + answer.body_len as usize + gap + opt_len <= POINTER_MAX
+        };
+        let followed = followed.filter(reachable);
+        // Knot and NSD send TC and the followed answer's RCODE when it does
+        // not fit.
+        let mut flags = FLAG_AA;
+        let mut rcode = dname.rcode as u16;
         let followed = followed.filter(|answer| {
-            followed_at + answer.body_len as usize + opt_len <= self.limit.min(0x3FFF)
+            let fits = followed_at + answer.body_len as usize + gap + opt_len <= self.limit;
+            if !fits {
+                flags |= FLAG_TC;
+                rcode = answer.rcode as u16;
+            }
+            fits
         });
-        let followed_len = followed.map_or(0, |answer| answer.body_len as usize);
+        let (gap, piece_count) = match followed {
+            Some(_) => (gap, piece_count),
+            None => (0, 0),
+        };
+        let followed_len = followed.map_or(0, |answer| answer.body_len as usize + gap);
         if followed_at + followed_len + opt_len > self.limit {
             return self.empty(FLAG_AA, dname.rcode as u16, true);
         }
         let mut counts = dname.counts;
         counts[0] += 1;
-        let mut rcode = dname.rcode as u16;
         if let Some(answer) = followed {
             counts[0] += answer.counts[0];
-            counts[1] += answer.counts[1];
+            counts[1] += answer.counts[1] + piece_count;
             counts[2] += answer.counts[2];
             rcode = answer.rcode as u16;
         }
-        self.head(FLAG_AA, rcode, counts);
+        self.head(flags, rcode, counts);
         let placed = Placement {
             at: question_end,
             name_at: HEADER_LEN,
             name_len: qname_len,
+            gap: 0,
         };
         place_body(self.out, table, dname, dname.body_len as usize, placed);
         let record = &mut self.out[cname_at..followed_at];
@@ -440,8 +547,13 @@ impl Reply<'_> {
                 at: followed_at,
                 name_at: cname_at + 12,
                 name_len: substituted_len,
+                gap,
             };
-            place_body(self.out, table, answer, followed_len, placed);
+            place_body(self.out, table, answer, answer.body_len as usize, placed);
+            if let Some(piece) = piece {
+                let piece_at = followed_at + answer.additional_at as usize;
+                table.write_piece(piece, self.out, piece_at, cname_at + 12, substituted_len);
+            }
         }
         self.opt(followed_at + followed_len, rcode)
     }
@@ -449,19 +561,23 @@ impl Reply<'_> {
 
 /// Where a precompiled body lands in a reply: at offset `at`, answering
 /// the name written at `name_at` (the question's, at 12, or a DNAME's
-/// substituted name) which is `name_len` bytes long.
+/// substituted name) which is `name_len` bytes long, with `gap` bytes left
+/// free where its additional section starts (for a per-query proof at the
+/// end of the authority section).
 #[derive(Clone, Copy)]
 struct Placement {
     at: usize,
     name_at: usize,
     name_len: usize,
+    gap: usize,
 }
 
 /// Copies the first `body_len` bytes of `answer`'s body to `placement.at`
-/// and relocates its compression pointers (see `compile::body`): pointers
-/// into the encloser follow the name's suffix, pointers into the body
-/// follow the body, pointers to the whole name follow the name. For an
-/// exact match at the question nothing moves and the loop is skipped.
+/// (its additional section `placement.gap` bytes further on) and relocates
+/// its compression pointers (see `compile::body`): pointers into the
+/// encloser follow the name's suffix, pointers into the body follow the
+/// body, pointers to the whole name follow the name. For an exact match at
+/// the question without a gap nothing moves and the loop is skipped.
 fn place_body(
     out: &mut [u8],
     table: &AnswerTable,
@@ -470,23 +586,35 @@ fn place_body(
     placement: Placement,
 ) {
     let body = &table.body(answer)[..body_len];
-    let target = &mut out[placement.at..placement.at + body_len];
-    target.copy_from_slice(body);
+    let split = (answer.additional_at as usize).min(body_len);
+    let gap = placement.gap;
+    let target = &mut out[placement.at..placement.at + body_len + gap];
+    target[..split].copy_from_slice(&body[..split]);
+    target[split + gap..].copy_from_slice(&body[split..]);
+    // Body offset -> offset in `target`.
+    let moved_in_body = |offset: usize| {
+        if offset >= split {
+            offset + gap
+        } else {
+            offset
+        }
+    };
     let encloser_len = answer.encloser_len as usize;
     let compiled_body_at = HEADER_LEN + encloser_len + 4;
     let encloser_at = placement.name_at + placement.name_len - encloser_len;
     let (fixups, question_pointers) = table.pointers(answer);
-    if placement.at != compiled_body_at || encloser_at != HEADER_LEN {
+    if placement.at != compiled_body_at || encloser_at != HEADER_LEN || gap != 0 {
         for &fixup in fixups {
             let at = fixup as usize;
             if at + 1 >= body_len {
                 continue; // in the part left out (the additional section)
             }
+            let at = moved_in_body(at);
             let pointer = (u16::from_be_bytes([target[at], target[at + 1]]) & 0x3FFF) as usize;
             let moved = if pointer < compiled_body_at {
                 encloser_at + (pointer - HEADER_LEN)
             } else {
-                placement.at + (pointer - compiled_body_at)
+                placement.at + moved_in_body(pointer - compiled_body_at)
             };
             target[at..at + 2].copy_from_slice(&(0xC000 | moved as u16).to_be_bytes());
         }
@@ -495,6 +623,7 @@ fn place_body(
         for &pointer_at in question_pointers {
             let at = pointer_at as usize;
             if at + 1 < body_len {
+                let at = moved_in_body(at);
                 target[at..at + 2]
                     .copy_from_slice(&(0xC000 | placement.name_at as u16).to_be_bytes());
             }

@@ -62,6 +62,13 @@ fn server_cookie_now() -> Vec<u8> {
     cookie
 }
 
+/// Signed zones (the signatures are placeholders: answering never checks
+/// them) with an NSEC and an NSEC3 chain, so DO=1 queries take every
+/// DNSSEC path: per-query NSEC lookups and NSEC3 hashing.
+const SIGNED_NSEC: &str = "$ORIGIN nsec.example.\n$TTL 60\n@ SOA ns hm 1 2 3 4 5\n NS ns\n DNSKEY 257 3 13 AAAA\n NSEC ns NS SOA RRSIG NSEC DNSKEY\n RRSIG SOA 13 2 60 20340101000000 20240101000000 1 nsec.example. AAAA\n RRSIG NSEC 13 2 60 20340101000000 20240101000000 1 nsec.example. AAAA\nns A 192.0.2.1\n NSEC *.wild A RRSIG NSEC\n RRSIG A 13 3 60 20340101000000 20240101000000 1 nsec.example. AAAA\n RRSIG NSEC 13 3 60 20340101000000 20240101000000 1 nsec.example. AAAA\n*.wild A 192.0.2.3\n NSEC nsec.example. A RRSIG NSEC\n RRSIG A 13 3 60 20340101000000 20240101000000 1 nsec.example. AAAA\n RRSIG NSEC 13 3 60 20340101000000 20240101000000 1 nsec.example. AAAA\n";
+
+const SIGNED_NSEC3: &str = "$ORIGIN nsec3.example.\n$TTL 60\n@ SOA ns hm 1 2 3 4 5\n NS ns\n DNSKEY 257 3 13 AAAA\n NSEC3PARAM 1 0 5 CAFE\n RRSIG SOA 13 2 60 20340101000000 20240101000000 1 nsec3.example. AAAA\nns A 192.0.2.1\n*.wild A 192.0.2.3\n0p9mhaveqvm6t7vbl5lop2u3t2rp3tom NSEC3 1 0 5 CAFE 35MTHGPGCU1QG68FAB165KLNSNK3DPVL A RRSIG\n0p9mhaveqvm6t7vbl5lop2u3t2rp3tom RRSIG NSEC3 13 3 60 20340101000000 20240101000000 1 nsec3.example. AAAA\n35mthgpgcu1qg68fab165klnsnk3dpvl NSEC3 1 0 5 CAFE 0P9MHAVEQVM6T7VBL5LOP2U3T2RP3TOM A RRSIG\n";
+
 fn query(name: &[u8], qtype: u16, edns: bool) -> Vec<u8> {
     let mut packet = vec![1, 2, 1, 0, 0, 1, 0, 0, 0, 0, 0, u8::from(edns)];
     packet.extend_from_slice(name);
@@ -73,11 +80,27 @@ fn query(name: &[u8], qtype: u16, edns: bool) -> Vec<u8> {
     packet
 }
 
+/// A query with EDNS and the DO bit set.
+fn dnssec_query(name: &[u8], qtype: u16) -> Vec<u8> {
+    let mut packet = query(name, qtype, true);
+    let flags_at = packet.len() - 4;
+    packet[flags_at] = 0x80;
+    packet
+}
+
 #[test]
 fn answering_allocates_nothing() {
     let origin = from_text("example").unwrap();
     let loaded = ringdns::zone::load_text(&origin, ZONE, Path::new("zone")).unwrap();
-    let published = Published::new(compile(&[ZoneInput::Loaded(&loaded.zone)]));
+    let nsec_origin = from_text("nsec.example").unwrap();
+    let nsec = ringdns::zone::load_text(&nsec_origin, SIGNED_NSEC, Path::new("nsec")).unwrap();
+    let nsec3_origin = from_text("nsec3.example").unwrap();
+    let nsec3 = ringdns::zone::load_text(&nsec3_origin, SIGNED_NSEC3, Path::new("nsec3")).unwrap();
+    let published = Published::new(compile(&[
+        ZoneInput::Loaded(&loaded.zone),
+        ZoneInput::Loaded(&nsec.zone),
+        ZoneInput::Loaded(&nsec3.zone),
+    ]));
     let mut reader = published.reader();
     let names = [
         "www.example",
@@ -102,6 +125,15 @@ fn answering_allocates_nothing() {
             // A client cookie alone, and one with a server cookie to check.
             cookie_query(&from_text("www.example").unwrap(), &[7; 8]),
             cookie_query(&from_text("www.example").unwrap(), &server_cookie_now()),
+            // DO=1: signed answers, NSEC/NSEC3 chosen per query.
+            dnssec_query(&from_text("nsec.example").unwrap(), 6),
+            dnssec_query(&from_text("nx.nsec.example").unwrap(), 1),
+            dnssec_query(&from_text("a.b.wild.nsec.example").unwrap(), 1),
+            dnssec_query(&from_text("a.b.wild.nsec.example").unwrap(), 16),
+            dnssec_query(&from_text("ns.nsec.example").unwrap(), 46),
+            dnssec_query(&from_text("nx.nsec3.example").unwrap(), 1),
+            dnssec_query(&from_text("a.b.wild.nsec3.example").unwrap(), 1),
+            dnssec_query(&from_text("ns.nsec3.example").unwrap(), 16),
             vec![0u8; 5],
             query(b"\xC0\x0C", 1, false),
         ])

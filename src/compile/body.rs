@@ -61,6 +61,8 @@ pub struct Body {
     /// owner of synthesised records): they follow the question name.
     pub question_pointers: Vec<u32>,
     pub counts: [u16; 3],
+    /// Offset in the body where the authority section starts.
+    pub authority_at: usize,
     /// Offset in the body where the additional section starts.
     pub additional_at: usize,
     pub additional_cuts: Vec<AdditionalCut>,
@@ -80,6 +82,8 @@ pub struct BodyBuilder {
     /// with a byte comparison beats hashing every suffix.
     dictionary: Vec<u16>,
     section: Section,
+    /// False for self-contained record blocks (see `self_contained`).
+    compress: bool,
 }
 
 impl BodyBuilder {
@@ -106,7 +110,17 @@ impl BodyBuilder {
             },
             dictionary,
             section: Section::Answer,
+            compress: true,
         }
+    }
+
+    /// A builder for a block of records that can be copied anywhere in a
+    /// reply (the NSEC/NSEC3 records chosen per query, see `dnssec`): no
+    /// name is compressed, so the block holds no pointer to fix up.
+    pub fn self_contained() -> Self {
+        let mut builder = BodyBuilder::new(&[0]);
+        builder.compress = false;
+        builder
     }
 
     fn len(&self) -> usize {
@@ -116,6 +130,9 @@ impl BodyBuilder {
     /// Moves on to a later section; sections are written in order.
     pub fn section(&mut self, section: Section) {
         debug_assert!(section >= self.section, "sections must be written in order");
+        if self.section == Section::Answer && section != Section::Answer {
+            self.body.authority_at = self.len();
+        }
         self.section = section;
         if section == Section::Additional && self.body.counts[2] == 0 {
             self.body.additional_at = self.len();
@@ -140,6 +157,12 @@ impl BodyBuilder {
     ) {
         debug_assert_eq!(self.section, Section::Additional);
         self.add_rrset(owner, record_type, ttl, rdatas);
+        self.cut_additional(required);
+    }
+
+    /// Marks the end of an additional-section RRset (with its signatures,
+    /// when they follow it) as a place the section may be cut.
+    pub fn cut_additional(&mut self, required: bool) {
         let cut = AdditionalCut {
             end: self.len() as u32,
             count: self.body.counts[2],
@@ -188,6 +211,7 @@ impl BodyBuilder {
         let mut suffix = name;
         while let Some(up) = name::parent(suffix) {
             if compress
+                && self.compress
                 && let Some(&target) = self
                     .dictionary
                     .iter()
@@ -200,7 +224,7 @@ impl BodyBuilder {
                 return;
             }
             let absolute = self.body.image.len();
-            if absolute <= POINTER_TARGET_MAX {
+            if absolute <= POINTER_TARGET_MAX && self.compress {
                 self.dictionary.push(absolute as u16);
             }
             self.body
@@ -212,6 +236,9 @@ impl BodyBuilder {
     }
 
     pub fn finish(mut self) -> Body {
+        if self.section == Section::Answer {
+            self.body.authority_at = self.len();
+        }
         if self.body.counts[2] == 0 {
             self.body.additional_at = self.len();
         }

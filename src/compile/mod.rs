@@ -13,9 +13,11 @@
 
 mod body;
 mod build;
+mod dnssec;
 
 pub use body::{AdditionalCut, Body, BodyBuilder, Owner, Section};
 pub use build::{ZoneInput, compile};
+pub use dnssec::{Denial, DenialChain, Piece};
 
 use crate::wire::name;
 
@@ -29,6 +31,8 @@ pub struct Answer {
     pub counts: [u16; 3],
     pub body_start: u32,
     pub body_len: u32,
+    /// Offset within the body where the authority section starts.
+    pub authority_at: u32,
     /// Offset within the body where the additional section starts.
     pub additional_at: u32,
     pub fixup_start: u32,
@@ -40,6 +44,13 @@ pub struct Answer {
     pub cuts_len: u16,
     /// Length of the name this body was compiled for (see `body`).
     pub encloser_len: u8,
+    /// The answer to give a query with the DO bit (RFC 3225): this one
+    /// again, unless the zone is signed.
+    pub dnssec: AnswerId,
+    /// For DO answers whose proof depends on the question name: the
+    /// NSEC/NSEC3 record block to add to the authority section, chosen per
+    /// query (see `dnssec`).
+    pub denial: Option<Denial>,
 }
 
 /// Answers for one name, by query type.
@@ -113,6 +124,10 @@ pub struct AnswerTable {
     fixups: Vec<u16>,
     additional_cuts: Vec<AdditionalCut>,
     dname_targets: Vec<Box<[u8]>>,
+    /// Self-contained NSEC/NSEC3 record blocks (bytes in `bodies`).
+    pieces: Vec<Piece>,
+    /// Each signed zone's NSEC or NSEC3 chain.
+    chains: Vec<DenialChain>,
     /// This server's identifier for NSID (RFC 5001), when configured.
     nsid: Option<Box<[u8]>>,
 }
@@ -236,6 +251,11 @@ impl AnswerTable {
         &self.answers[id as usize]
     }
 
+    /// The answer for a query with the DO bit set.
+    pub fn dnssec_variant<'a>(&'a self, answer: &'a Answer) -> &'a Answer {
+        self.answers.get(answer.dnssec as usize).unwrap_or(answer)
+    }
+
     pub fn body(&self, answer: &Answer) -> &[u8] {
         &self.bodies[answer.body_start as usize..(answer.body_start + answer.body_len) as usize]
     }
@@ -305,6 +325,8 @@ impl AnswerTable {
         self.bodies.shrink_to_fit();
         self.fixups.shrink_to_fit();
         self.additional_cuts.shrink_to_fit();
+        self.pieces.shrink_to_fit();
+        self.chains.shrink_to_fit();
     }
 
     /// Approximate heap bytes held, by part, for the start-up log.

@@ -120,7 +120,10 @@ pub fn build_zone(
                     errors.push(problem(record.file, record.line, message));
                     continue;
                 }
-                if rrset.ttl != record.ttl {
+                // RRSIGs at one owner cover different RRsets and carry
+                // their TTLs (RFC 4034 §3): they may differ. Answers give
+                // each signature the TTL of the RRset it covers.
+                if rrset.ttl != record.ttl && record.rtype != rtype::RRSIG {
                     let lowest = rrset.ttl.min(record.ttl);
                     let message = format!(
                         "TTL {} differs from {} of the same RRset; using {lowest}",
@@ -204,6 +207,12 @@ pub fn build_zone(
         }
     }
 
+    if has(origin, rtype::DNSKEY) {
+        warnings.extend(dnssec_warnings(origin, &nodes, |file, line, message| {
+            problem(file, line, message)
+        }));
+    }
+
     if !errors.is_empty() {
         errors.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
         return Err(errors);
@@ -225,4 +234,163 @@ pub fn build_zone(
         warnings,
         files: files.clone(),
     })
+}
+
+/// Most unsigned RRsets named one by one; the rest are counted.
+const UNSIGNED_LISTED_MAX: usize = 5;
+
+/// The cheap checks of a signed zone (one with a DNSKEY at its apex), as
+/// warnings: authoritative RRsets without an RRSIG, and an NSEC chain that
+/// does not run from the apex through every NSEC owner back to the apex.
+/// Signatures themselves are not verified here.
+fn dnssec_warnings(
+    origin: &[u8],
+    nodes: &BTreeMap<Vec<u8>, Vec<Sourced>>,
+    problem: impl Fn(u32, u32, String) -> ZoneProblem,
+) -> Vec<ZoneProblem> {
+    let mut warnings = Vec::new();
+    let is_cut = |owner: &[u8]| {
+        owner != origin
+            && nodes
+                .get(owner)
+                .is_some_and(|rrsets| rrsets.iter().any(|s| s.rrset.rtype == rtype::NS))
+    };
+    // Below a cut only glue lives; it is not signed (RFC 4035 §2.2).
+    let occluded = |owner: &[u8]| {
+        let mut current = owner;
+        while let Some(up) = name::parent(current) {
+            if up.len() < origin.len() {
+                return false;
+            }
+            if is_cut(up) {
+                return true;
+            }
+            current = up;
+        }
+        false
+    };
+    let mut unsigned = 0;
+    for (owner, rrsets) in nodes {
+        if occluded(owner) {
+            continue;
+        }
+        let covered: Vec<u16> = rrsets
+            .iter()
+            .filter(|s| s.rrset.rtype == rtype::RRSIG)
+            .flat_map(|s| s.rrset.rdatas.iter())
+            .filter_map(|rdata| crate::wire::dnssec::rrsig_type_covered(rdata))
+            .collect();
+        for sourced in rrsets {
+            let rrset_type = sourced.rrset.rtype;
+            // A delegation's NS RRset is not signed by the parent.
+            if rrset_type == rtype::RRSIG || (rrset_type == rtype::NS && is_cut(owner)) {
+                continue;
+            }
+            if !covered.contains(&rrset_type) {
+                unsigned += 1;
+                if unsigned <= UNSIGNED_LISTED_MAX {
+                    let message = format!(
+                        "the zone is signed but the {} RRset at {} has no RRSIG",
+                        rtype::to_text(rrset_type),
+                        to_text(owner)
+                    );
+                    warnings.push(problem(sourced.file, sourced.line, message));
+                }
+            }
+        }
+    }
+    if unsigned > UNSIGNED_LISTED_MAX {
+        let message = format!(
+            "{} more RRsets have no RRSIG",
+            unsigned - UNSIGNED_LISTED_MAX
+        );
+        warnings.push(problem(u32::MAX, 1, message));
+    }
+
+    // The NSEC chain: from the apex, each NSEC's next name is the next
+    // owner with an NSEC, and the last leads back to the apex.
+    let nsec = |owner: &[u8]| {
+        nodes.get(owner).and_then(|rrsets| {
+            rrsets
+                .iter()
+                .find(|s| s.rrset.rtype == rtype::NSEC)
+                .map(|s| (s.rrset.rdatas.first(), s.file, s.line))
+        })
+    };
+    let nsec_owners = nodes
+        .keys()
+        .filter(|owner| nsec(owner).is_some() && !occluded(owner))
+        .count();
+    if nsec_owners > 0 {
+        let mut current = origin.to_vec();
+        let mut visited = 0;
+        let broken = loop {
+            let Some((Some(rdata), file, line)) = nsec(&current) else {
+                break Some((u32::MAX, 1, format!("no NSEC at {}", to_text(&current))));
+            };
+            visited += 1;
+            let mut next = Vec::new();
+            if name::read_compressed(rdata, 0, &mut next).is_none() {
+                break Some((file, line, "unreadable NSEC next name".to_string()));
+            }
+            let next = name::to_lowercase(&next);
+            if next.as_slice() == origin {
+                break (visited != nsec_owners).then(|| {
+                    let message = format!(
+                        "the NSEC chain returns to the apex after {visited} of {nsec_owners} NSEC records"
+                    );
+                    (file, line, message)
+                });
+            }
+            if visited > nsec_owners {
+                break Some((file, line, "the NSEC chain loops".to_string()));
+            }
+            current = next;
+        };
+        if let Some((file, line, message)) = broken {
+            warnings.push(problem(
+                file,
+                line,
+                format!("NSEC chain not closed: {message}"),
+            ));
+        }
+    }
+    warnings
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::wire::name::from_text;
+    use crate::zone::load_text;
+
+    const SIGNED: &str = "$ORIGIN example.\n$TTL 60\n@ SOA ns hm 1 2 3 4 5\n NS ns\n DNSKEY 257 3 13 AAAA\n NSEC ns NS SOA RRSIG NSEC DNSKEY\n RRSIG SOA 13 1 60 20340101000000 20240101000000 1 example. AAAA\n RRSIG NS 13 1 3600 20340101000000 20240101000000 1 example. AAAA\n RRSIG DNSKEY 13 1 60 20340101000000 20240101000000 1 example. AAAA\n RRSIG NSEC 13 1 60 20340101000000 20240101000000 1 example. AAAA\nns A 192.0.2.1\n NSEC www A RRSIG NSEC\n RRSIG NSEC 13 2 60 20340101000000 20240101000000 1 example. AAAA\nsub NS ns.sub\nns.sub A 192.0.2.2\n";
+
+    #[test]
+    fn signed_zone_warnings_name_unsigned_rrsets_and_an_open_chain() {
+        let origin = from_text("example").unwrap();
+        let loaded = load_text(&origin, SIGNED, Path::new("z")).unwrap();
+        let messages: Vec<String> = loaded.warnings.iter().map(|w| w.to_string()).collect();
+        // ns's A is unsigned; sub's NS (a delegation) and its glue are not
+        // expected to be signed. RRSIG TTLs differing is no problem.
+        assert!(
+            messages
+                .iter()
+                .any(|m| m.contains("the A RRset at ns.example. has no RRSIG")),
+            "{messages:?}"
+        );
+        assert!(
+            !messages.iter().any(|m| m.contains("sub.example.")),
+            "{messages:?}"
+        );
+        assert!(!messages.iter().any(|m| m.contains("TTL")), "{messages:?}");
+        // ns's NSEC names www, which has none.
+        assert!(
+            messages
+                .iter()
+                .any(|m| m.contains("NSEC chain not closed: no NSEC at www.example.")),
+            "{messages:?}"
+        );
+    }
 }
