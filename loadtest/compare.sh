@@ -22,6 +22,9 @@
 #   DNSPERF_ARGS     extra flags for dnsperf (default "-c 8 -q 256")
 #   BIN_DIR          where ringdns and ringdns-loadgen are (default target/release; built if missing)
 #   KNOTD, NSD, DNSPERF  override tool paths (for machines with unpacked .debs)
+#   ZONE_FILE, QUERIES_FILE, ORIGIN  serve this zone with these queries instead
+#                    of the generated workload (DO=1: add -D to both clients'
+#                    ARGS; see loadtest/root_queries.py)
 # Everything runs on 127.0.0.1 and stops by itself; servers are stopped by PID.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -40,7 +43,9 @@ KNOTD=${KNOTD:-$(command -v knotd || echo /usr/sbin/knotd)}
 NSD=${NSD:-$(command -v nsd || echo /usr/sbin/nsd)}
 DNSPERF=${DNSPERF:-$(command -v dnsperf || echo dnsperf)}
 PORT=${PORT:-5300}
-ORIGIN=bench.test.
+ORIGIN=${ORIGIN:-bench.test.}
+ZONE_FILE=${ZONE_FILE:-}
+QUERIES_FILE=${QUERIES_FILE:-}
 
 if [ ! -x "$BIN_DIR/ringdns" ] || [ ! -x "$BIN_DIR/ringdns-loadgen" ]; then
     cargo build --release --bin ringdns --bin ringdns-loadgen >&2
@@ -54,7 +59,14 @@ cleanup() {
 }
 trap cleanup EXIT
 
-python3 loadtest/make_workload.py --names "$NAMES" --origin "$ORIGIN" "$work" >&2
+if [ -n "$ZONE_FILE" ]; then
+    # A given zone and query file (e.g. the signed root zone, see
+    # loadtest/root_queries.py) instead of the generated workload.
+    cp "$ZONE_FILE" "$work/zone"
+    cp "$QUERIES_FILE" "$work/queries"
+else
+    python3 loadtest/make_workload.py --names "$NAMES" --origin "$ORIGIN" "$work" >&2
+fi
 queries="$work/queries"
 
 # A process and all its descendants (NSD's server is a grandchild).
@@ -81,7 +93,7 @@ wait_ready() {
     python3 - "$PORT" "$ORIGIN" "$1" <<'PY' || { echo "server $1 did not come up" >&2; return 1; }
 import socket, struct, sys, time
 port, origin, name = int(sys.argv[1]), sys.argv[2], sys.argv[3]
-qname = b"".join(bytes([len(l)]) + l.encode() for l in origin.strip(".").split(".")) + b"\0"
+qname = b"".join(bytes([len(l)]) + l.encode() for l in origin.strip(".").split(".") if l) + b"\0"
 query = struct.pack(">HHHHHH", 0x4242, 0, 1, 0, 0, 0) + qname + struct.pack(">HH", 6, 1)
 sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 sock.settimeout(0.2)
