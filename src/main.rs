@@ -15,15 +15,25 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const USAGE: &str = "usage:
   ringdns [-conf FILE]                serve (default FILE: ./Corefile)
   ringdns check [-conf FILE]          check the config and every zone it loads
-  ringdns check-zone ORIGIN FILE      check one zone file
+  ringdns check-zone [--dnssec [--time YYYYMMDDHHMMSS]] ORIGIN FILE
+                                      check one zone file; --dnssec also verifies
+                                      its signatures (at --time, default now) and
+                                      its NSEC/NSEC3 chain
   ringdns reflect [-conf FILE]        benchmark baseline: echo every UDP datagram, no DNS work
   ringdns -version";
+
+/// `check-zone --dnssec`: verify signatures at `time_s` (seconds since
+/// 1970; `None`: now).
+#[derive(Clone, Copy, Debug)]
+struct DnssecCheck {
+    time_s: Option<u64>,
+}
 
 enum Command {
     Serve(PathBuf),
     Check(PathBuf),
     Reflect(PathBuf),
-    CheckZone(String, PathBuf),
+    CheckZone(String, PathBuf, Option<DnssecCheck>),
     Version,
     Help,
 }
@@ -44,12 +54,7 @@ fn parse_arguments(arguments: &[String]) -> Result<Command, String> {
             }
             "check-zone" => {
                 rest.next();
-                let origin = rest.next().ok_or("check-zone needs ORIGIN and FILE")?;
-                let file = rest.next().ok_or("check-zone needs ORIGIN and FILE")?;
-                if let Some(extra) = rest.next() {
-                    return Err(format!("unexpected argument '{extra}'"));
-                }
-                return Ok(Command::CheckZone(origin.clone(), PathBuf::from(file)));
+                return parse_check_zone(rest);
             }
             _ => {}
         }
@@ -76,13 +81,63 @@ fn parse_arguments(arguments: &[String]) -> Result<Command, String> {
     })
 }
 
+/// `check-zone [--dnssec [--time YYYYMMDDHHMMSS]] ORIGIN FILE`.
+fn parse_check_zone<'a>(arguments: impl Iterator<Item = &'a String>) -> Result<Command, String> {
+    let mut arguments = arguments.peekable();
+    let mut positional = Vec::new();
+    let mut dnssec = false;
+    let mut time_s = None;
+    while let Some(argument) = arguments.next() {
+        let flag = argument.trim_start_matches('-');
+        if !argument.starts_with('-') || argument == "-" {
+            positional.push(argument.clone());
+            continue;
+        }
+        let (flag, value) = match flag.split_once('=') {
+            Some((flag, value)) => (flag, Some(value.to_string())),
+            None => (flag, None),
+        };
+        match flag {
+            "dnssec" if value.is_none() => dnssec = true,
+            "time" => {
+                let value = match value {
+                    Some(value) => value,
+                    None => arguments
+                        .next()
+                        .ok_or("--time needs YYYYMMDDHHMMSS")?
+                        .clone(),
+                };
+                let parsed = ringdns::zone::parse_time(&value)
+                    .ok_or(format!("--time '{value}' is not YYYYMMDDHHMMSS (UTC)"))?;
+                time_s = Some(parsed);
+            }
+            _ => return Err(format!("unknown option '{argument}'")),
+        }
+    }
+    if time_s.is_some() && !dnssec {
+        return Err("--time needs --dnssec".to_string());
+    }
+    let [origin, file] = <[String; 2]>::try_from(positional).map_err(|positional| {
+        if positional.len() < 2 {
+            "check-zone needs ORIGIN and FILE".to_string()
+        } else {
+            format!("unexpected argument '{}'", positional[2])
+        }
+    })?;
+    Ok(Command::CheckZone(
+        origin,
+        PathBuf::from(file),
+        dnssec.then_some(DnssecCheck { time_s }),
+    ))
+}
+
 fn main() -> ExitCode {
     let arguments: Vec<String> = std::env::args().skip(1).collect();
     match parse_arguments(&arguments) {
         Ok(Command::Serve(conf)) => serve(&conf),
         Ok(Command::Check(conf)) => check(&conf),
         Ok(Command::Reflect(conf)) => reflect(&conf),
-        Ok(Command::CheckZone(origin, file)) => check_zone(&origin, &file),
+        Ok(Command::CheckZone(origin, file, dnssec)) => check_zone(&origin, &file, dnssec),
         Ok(Command::Version) => {
             println!("ringdns {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
@@ -135,7 +190,7 @@ fn check(conf: &std::path::Path) -> ExitCode {
     check_report(&zones)
 }
 
-fn check_zone(origin: &str, file: &std::path::Path) -> ExitCode {
+fn check_zone(origin: &str, file: &std::path::Path, dnssec: Option<DnssecCheck>) -> ExitCode {
     let Some(origin_wire) = wire::name::from_text(origin) else {
         eprintln!("ringdns: error: '{origin}' is not a domain name");
         return ExitCode::FAILURE;
@@ -146,12 +201,58 @@ fn check_zone(origin: &str, file: &std::path::Path) -> ExitCode {
         path: file.to_path_buf(),
         serve_unchanged_serial: false,
     };
-    let zones = server::load_zones(&[source]);
+    // As `server::load_zones`, keeping the record lines for --dnssec.
+    let (loaded, lines) = match ringdns::zone::load_file(&source.origin, &source.path) {
+        Ok(loaded) => (
+            server::LoadedZone {
+                source,
+                files: loaded.files,
+                zone: Ok(loaded.zone),
+                warnings: loaded.warnings,
+            },
+            loaded.lines,
+        ),
+        Err(problems) => (
+            server::LoadedZone {
+                files: vec![source.path.clone()],
+                source,
+                zone: Err(problems),
+                warnings: Vec::new(),
+            },
+            ringdns::zone::RecordLines::default(),
+        ),
+    };
+    let zones = [loaded];
     if server::report_zones(&zones, false) > 0 {
         return ExitCode::FAILURE;
     }
-    check_report(&zones)
+    let status = check_report(&zones);
+    let (Some(dnssec), [server::LoadedZone { zone: Ok(zone), .. }]) = (dnssec, &zones) else {
+        return status;
+    };
+    let now_s = dnssec.time_s.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.as_secs())
+    });
+    let report = ringdns::zone::check_dnssec(zone, &lines, now_s);
+    for warning in &report.warnings {
+        eprintln!("ringdns: warning: {warning}");
+    }
+    for line in report.listing(DNSSEC_LISTED_PER_KIND_MAX) {
+        eprintln!("ringdns: error: {line}");
+    }
+    println!("{}", report.summary());
+    if report.ok() {
+        status
+    } else {
+        ExitCode::FAILURE
+    }
 }
+
+/// Most DNSSEC problems of one kind listed one by one (an expired zone has
+/// thousands); the rest are counted.
+const DNSSEC_LISTED_PER_KIND_MAX: usize = 10;
 
 fn check_report(zones: &[server::LoadedZone]) -> ExitCode {
     for loaded in zones {

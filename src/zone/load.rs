@@ -25,6 +25,9 @@ pub struct Loaded {
     pub warnings: Vec<ZoneProblem>,
     /// Every file read: the zone file and its `$INCLUDE`s.
     pub files: Vec<std::path::PathBuf>,
+    /// Where each record came from (signed zones only), for
+    /// `check-zone --dnssec`.
+    pub lines: super::RecordLines,
 }
 
 /// Loads and validates the zone `origin` (wire format) from `path`.

@@ -7,6 +7,7 @@
 //! answers, sockets or the fast path.
 
 mod diff;
+mod dnssec_check;
 mod generate;
 mod load;
 mod rdata_text;
@@ -18,7 +19,11 @@ use std::fmt;
 use std::path::PathBuf;
 
 pub use diff::{Record, ZoneDiff, apply, apply_all, diff, from_records, records};
+pub use dnssec_check::{
+    DenialChain, DnssecProblem, DnssecReport, ProblemKind, check_dnssec, parse_time,
+};
 pub use load::{Loaded, load_file, load_text};
+pub use validate::RecordLines;
 
 /// One problem found in zone data, with where it is.
 #[derive(Clone, Debug, PartialEq, Eq)]

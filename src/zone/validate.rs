@@ -43,6 +43,28 @@ struct Sourced {
     rrset: Rrset,
     file: u32,
     line: u32,
+    /// Where each of its records was, kept for signed zones only.
+    record_lines: Vec<(u32, u32)>,
+}
+
+/// Where each record of a signed zone came from, in the zone's order:
+/// `Zone::nodes` in key order, each node's RRsets in order, each RRset's
+/// RDATAs in order. `check-zone --dnssec` names lines with it. Empty for
+/// unsigned zones (nothing needs it, so nothing is kept).
+#[derive(Clone, Debug, Default)]
+pub struct RecordLines {
+    pub files: Vec<PathBuf>,
+    /// (index into `files`, line) of each record.
+    pub records: Vec<(u32, u32)>,
+}
+
+impl RecordLines {
+    /// The file and line of the record at `index` in the zone's order.
+    pub fn get(&self, index: usize) -> Option<(&Path, usize)> {
+        let &(file, line) = self.records.get(index)?;
+        let file = self.files.get(file as usize)?;
+        Some((file.as_path(), line as usize))
+    }
 }
 
 pub fn build_zone(
@@ -62,6 +84,9 @@ pub fn build_zone(
     let mut errors = Vec::new();
     let mut warnings = Vec::new();
     let origin_text = to_text(origin);
+    let signed = records
+        .iter()
+        .any(|record| record.rtype == rtype::DNSKEY && record.owner == origin);
 
     records.retain(|record| {
         let message = if record.class != rtype::CLASS_IN {
@@ -105,6 +130,11 @@ pub fn build_zone(
                 },
                 file: record.file,
                 line: record.line,
+                record_lines: if signed {
+                    vec![(record.file, record.line)]
+                } else {
+                    Vec::new()
+                },
             }),
             Some(sourced) => {
                 let rrset = &mut sourced.rrset;
@@ -133,6 +163,9 @@ pub fn build_zone(
                     rrset.ttl = lowest;
                 }
                 rrset.rdatas.push(record.rdata);
+                if signed {
+                    sourced.record_lines.push((record.file, record.line));
+                }
             }
         }
     }
@@ -217,12 +250,22 @@ pub fn build_zone(
         errors.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
         return Err(errors);
     }
+    let mut lines = RecordLines {
+        files: if signed { files.clone() } else { Vec::new() },
+        records: Vec::new(),
+    };
     let nodes = nodes
         .into_iter()
         .map(|(owner, rrsets)| {
             (
                 owner,
-                rrsets.into_iter().map(|sourced| sourced.rrset).collect(),
+                rrsets
+                    .into_iter()
+                    .map(|sourced| {
+                        lines.records.extend(sourced.record_lines);
+                        sourced.rrset
+                    })
+                    .collect(),
             )
         })
         .collect();
@@ -233,6 +276,7 @@ pub fn build_zone(
         },
         warnings,
         files: files.clone(),
+        lines,
     })
 }
 
@@ -355,7 +399,74 @@ fn dnssec_warnings(
             ));
         }
     }
+    warnings.extend(nsec3_chain_warning(origin, nodes, &problem));
     warnings
+}
+
+/// The NSEC3 chain's cheap check: sorted by hash, each NSEC3 of the
+/// NSEC3PARAM's chain names the next one's hash, and the last the first
+/// (RFC 5155 §7.1). Hashing the zone's names to see that each has its
+/// NSEC3 costs the iterations per name; `check-zone --dnssec` does that.
+fn nsec3_chain_warning(
+    origin: &[u8],
+    nodes: &BTreeMap<Vec<u8>, Vec<Sourced>>,
+    problem: impl Fn(u32, u32, String) -> ZoneProblem,
+) -> Option<ZoneProblem> {
+    use super::dnssec_check::nsec3_next_hash;
+    use crate::wire::dnssec::{Nsec3Params, base32hex, nsec3_owner_hash};
+    let rrset_of = |owner: &[u8], wanted: u16| {
+        nodes
+            .get(owner)
+            .and_then(|rrsets| rrsets.iter().find(|s| s.rrset.rtype == wanted))
+    };
+    let chain_params = rrset_of(origin, rtype::NSEC3PARAM)
+        .and_then(|sourced| sourced.rrset.rdatas.first())
+        .and_then(|rdata| Nsec3Params::parse(rdata));
+    // (owner hash, next hash, file, line) of each NSEC3 of the chain.
+    let mut chain = Vec::new();
+    for (owner, rrsets) in nodes {
+        let Some(sourced) = rrsets.iter().find(|s| s.rrset.rtype == rtype::NSEC3) else {
+            continue;
+        };
+        let Some(rdata) = sourced.rrset.rdatas.first() else {
+            continue;
+        };
+        let params = Nsec3Params::parse(rdata);
+        let in_chain = match (&chain_params, &params) {
+            (Some(chain_params), Some(params)) => params.same_chain(chain_params),
+            (None, _) => true,
+            (Some(_), None) => false,
+        };
+        if !in_chain {
+            continue;
+        }
+        let (Some(hash), Some(next)) = (nsec3_owner_hash(owner), nsec3_next_hash(rdata)) else {
+            let message = format!("unreadable NSEC3 record at {}", to_text(owner));
+            return Some(problem(sourced.file, sourced.line, message));
+        };
+        chain.push((hash, next, sourced.file, sourced.line));
+    }
+    chain.sort_by_key(|entry| entry.0);
+    let mut broken = 0;
+    let mut first_break = None;
+    for (index, (hash, next, file, line)) in chain.iter().enumerate() {
+        let expected = chain[(index + 1) % chain.len()].0;
+        if *next != expected {
+            broken += 1;
+            first_break.get_or_insert((*file, *line, *hash, *next, expected));
+        }
+    }
+    let (file, line, hash, next, expected) = first_break?;
+    let mut message = format!(
+        "NSEC3 chain not closed: the NSEC3 of hash {} names {} as next, but the next NSEC3 is {}",
+        base32hex(&hash),
+        base32hex(&next),
+        base32hex(&expected)
+    );
+    if broken > 1 {
+        message.push_str(&format!(" ({} more breaks)", broken - 1));
+    }
+    Some(problem(file, line, message))
 }
 
 #[cfg(test)]
