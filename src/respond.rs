@@ -145,6 +145,14 @@ pub fn respond_with_cookies(
         .edns
         .filter(|edns| edns.nsid_requested)
         .and_then(|_| table.nsid());
+    // EDNS EXPIRE (RFC 7314) on an SOA query (or IXFR over UDP, answered
+    // with the SOA) for a zone apex: the SOA's expire from a primary, the
+    // seconds left of a secondary's copy.
+    let soa_answer =
+        query.qtype == rtype::SOA || (query.qtype == rtype::IXFR && transport == Transport::Udp);
+    if soa_answer && query.edns.is_some_and(|edns| edns.expire_requested) {
+        query.expire_answer = table.expire_seconds(query.qname(), u64::from(cookie::now_s()));
+    }
     let mut reply = Reply {
         query,
         packet,
@@ -209,7 +217,8 @@ fn opt_len(query: &Query, nsid: Option<&[u8]>) -> usize {
         Some(_) => cookie::REPLY_OPTION_LEN,
         None => 0,
     };
-    OPT_LEN + nsid_len + cookie_len
+    let expire_len = if query.expire_answer.is_some() { 8 } else { 0 };
+    OPT_LEN + nsid_len + cookie_len + expire_len
 }
 
 /// FORMERR or NOTIMP with the header (and question, when it could be read)
@@ -270,7 +279,7 @@ impl Reply<'_> {
     }
 
     /// Appends our OPT record (RFC 6891 §6.1.2) when the query had one,
-    /// with NSID and COOKIE options when they are answered.
+    /// with NSID, COOKIE and EXPIRE options when they are answered.
     fn opt(&mut self, at: usize, extended_rcode: u16) -> usize {
         let Some(edns) = self.query.edns else {
             return at;
@@ -295,10 +304,17 @@ impl Reply<'_> {
         }
         if let Some(answer) = self.query.cookie_answer {
             let data_len = cookie::REPLY_OPTION_LEN - 4;
-            options[..2].copy_from_slice(&cookie::OPTION_COOKIE.to_be_bytes());
-            options[2..4].copy_from_slice(&(data_len as u16).to_be_bytes());
-            options[4..12].copy_from_slice(&answer.client_cookie);
-            options[12..cookie::REPLY_OPTION_LEN].copy_from_slice(&answer.server_cookie);
+            let (option, rest) = options.split_at_mut(cookie::REPLY_OPTION_LEN);
+            option[..2].copy_from_slice(&cookie::OPTION_COOKIE.to_be_bytes());
+            option[2..4].copy_from_slice(&(data_len as u16).to_be_bytes());
+            option[4..12].copy_from_slice(&answer.client_cookie);
+            option[12..].copy_from_slice(&answer.server_cookie);
+            options = rest;
+        }
+        if let Some(seconds) = self.query.expire_answer {
+            options[..2].copy_from_slice(&crate::wire::query::OPTION_EXPIRE.to_be_bytes());
+            options[2..4].copy_from_slice(&4u16.to_be_bytes());
+            options[4..8].copy_from_slice(&seconds.to_be_bytes());
         }
         end
     }

@@ -504,3 +504,91 @@ fn a_notify_flood_is_refused_without_flooding_the_log() {
         .count();
     assert!(lines <= 100, "{lines} NOTIFY lines logged");
 }
+
+/// EDNS EXPIRE (RFC 7314): a primary answers its SOA's expire, a
+/// secondary the seconds its copy has left, over UDP and in AXFR.
+#[test]
+fn edns_expire_is_answered_by_primary_and_secondary() {
+    if require_tool("kdig").is_none() {
+        return;
+    }
+    let dir = TempDir::new("secondary-expire-option");
+    let (primary_port, secondary_port) = (free_port(), free_port());
+    let zone_file = dir.write("db.example.com", zone_text(4, (3600, 600, 5000), 3));
+    let (primary_dir, secondary_dir) = (dir.join("primary"), dir.join("secondary"));
+    for directory in [&primary_dir, &secondary_dir] {
+        std::fs::create_dir_all(directory).unwrap();
+    }
+    let primary = common::start_ringdns(
+        &primary_corefile(primary_port, &zone_file, Some(secondary_port)),
+        &primary_dir,
+    );
+    let metrics_port = free_port();
+    let corefile = secondary_corefile(
+        secondary_port,
+        primary_port,
+        &dir.join("storage"),
+        metrics_port,
+    );
+    let secondary = start_secondary(&corefile, &secondary_dir, secondary_port);
+    assert!(wait_for(Duration::from_secs(10), || soa_serial(
+        secondary.addr
+    ) == Some(4)));
+    let expire_of = |text: &str| -> Option<u32> {
+        let at = text.find("EXPIRE: ")?;
+        text[at + 8..].split_whitespace().next()?.parse().ok()
+    };
+    let from_primary = kdig(primary.addr, &["+expire", ZONE, "SOA"]);
+    assert_eq!(expire_of(&from_primary), Some(5000), "{from_primary}");
+    // The secondary says what its copy has left: its expiry (as /metrics
+    // shows it; a NOTIFY may have just moved it) minus now.
+    let from_secondary = kdig(secondary.addr, &["+expire", ZONE, "SOA"]);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let left = expire_of(&from_secondary).unwrap_or_else(|| panic!("{from_secondary}"));
+    let (_, metrics) = common::http_get(localhost(metrics_port), "/metrics");
+    let expires_at: u64 = metrics
+        .lines()
+        .find_map(|line| {
+            line.strip_prefix("ringdns_secondary_expire_timestamp_seconds{zone=\"example.com.\"} ")
+        })
+        .and_then(|value| value.parse().ok())
+        .unwrap_or_else(|| panic!("{metrics}"));
+    let expected = expires_at.saturating_sub(now) as i64;
+    assert!(
+        (i64::from(left) - expected).abs() <= 1 && left <= 5000,
+        "{left} vs {expected}: {from_secondary}\n{}",
+        secondary.output()
+    );
+    // AXFR over TCP with the option: our OPT with EXPIRE in the first
+    // message (kdig does not print it for transfers: read it ourselves).
+    let origin = name::from_text(ZONE).unwrap();
+    let mut writer = MessageWriter::new(0x7777, 0, 512);
+    writer.push_question(&origin, rtype::AXFR, 1);
+    writer.push_record(2, &[0], rtype::OPT, 1232, 0, &[0, 9, 0, 0]);
+    let request = writer.finish();
+    let mut stream = std::net::TcpStream::connect(secondary.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut framed = (request.len() as u16).to_be_bytes().to_vec();
+    framed.extend_from_slice(&request);
+    stream.write_all(&framed).unwrap();
+    let mut length = [0u8; 2];
+    stream.read_exact(&mut length).unwrap();
+    let mut first = vec![0u8; u16::from_be_bytes(length) as usize];
+    stream.read_exact(&mut first).unwrap();
+    let read = ringdns::wire::message::read_message(&first).unwrap();
+    let opt = read
+        .additional
+        .iter()
+        .find(|record| record.rtype == rtype::OPT)
+        .unwrap_or_else(|| panic!("no OPT in the first AXFR message"));
+    assert_eq!(&opt.rdata[..4], &[0, 9, 0, 4], "an EXPIRE option");
+    let seconds = u32::from_be_bytes([opt.rdata[4], opt.rdata[5], opt.rdata[6], opt.rdata[7]]);
+    assert!((4990..=5000).contains(&seconds), "{seconds}");
+    // No option asked, none given.
+    assert!(!kdig(primary.addr, &[ZONE, "SOA"]).contains("EXPIRE"));
+}

@@ -130,6 +130,63 @@ pub struct AnswerTable {
     chains: Vec<DenialChain>,
     /// This server's identifier for NSID (RFC 5001), when configured.
     nsid: Option<Box<[u8]>>,
+    /// Each zone's answer to EDNS EXPIRE (RFC 7314), shared with the slow
+    /// path, which moves a secondary's expiry on every successful SOA check
+    /// without publishing a new table.
+    expiry: std::sync::Arc<ExpiryBoard>,
+}
+
+/// What an EDNS EXPIRE option is answered with for a zone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ZoneExpiry {
+    /// A primary: the SOA's expire.
+    Fixed(u32),
+    /// A secondary: its copy expires at this unix time.
+    Until(u64),
+}
+
+/// Each zone's EXPIRE answer, by apex name: a primary's SOA expire
+/// (fixed), or the unix time a secondary's copy expires (an atomic, moved
+/// forward by the secondary's refresh thread; workers read it relaxed).
+#[derive(Debug, Default)]
+pub struct ExpiryBoard {
+    zones: Vec<(Box<[u8]>, bool, std::sync::atomic::AtomicU64)>,
+}
+
+impl ExpiryBoard {
+    pub fn new(zones: Vec<(Box<[u8]>, ZoneExpiry)>) -> ExpiryBoard {
+        ExpiryBoard {
+            zones: zones
+                .into_iter()
+                .map(|(origin, expiry)| match expiry {
+                    ZoneExpiry::Fixed(seconds) => (
+                        origin,
+                        false,
+                        std::sync::atomic::AtomicU64::new(u64::from(seconds)),
+                    ),
+                    ZoneExpiry::Until(at) => (origin, true, std::sync::atomic::AtomicU64::new(at)),
+                })
+                .collect(),
+        }
+    }
+
+    /// A secondary zone's copy now expires at `at` (unix seconds).
+    pub fn set_until(&self, apex: &[u8], at: u64) {
+        if let Some((_, true, until)) = self.zones.iter().find(|(origin, _, _)| &**origin == apex) {
+            until.store(at, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    fn seconds(&self, apex: &[u8], now: u64) -> Option<u32> {
+        let (_, until, value) = self.zones.iter().find(|(origin, _, _)| &**origin == apex)?;
+        let value = value.load(std::sync::atomic::Ordering::Relaxed);
+        let seconds = if *until {
+            value.saturating_sub(now)
+        } else {
+            value
+        };
+        Some(u32::try_from(seconds).unwrap_or(u32::MAX))
+    }
 }
 
 impl AnswerTable {
@@ -268,6 +325,18 @@ impl AnswerTable {
 
     pub fn nsid(&self) -> Option<&[u8]> {
         self.nsid.as_deref()
+    }
+
+    /// Sets the board of each zone's EXPIRE answer.
+    pub fn set_expiry(&mut self, expiry: std::sync::Arc<ExpiryBoard>) {
+        self.expiry = expiry;
+    }
+
+    /// The EXPIRE value for zone `apex` at unix time `now`: the SOA expire
+    /// of a primary, the seconds left of a secondary's copy. A short scan:
+    /// only queries that carry the option ask.
+    pub fn expire_seconds(&self, apex: &[u8], now: u64) -> Option<u32> {
+        self.expiry.seconds(apex, now)
     }
 
     /// Where the answer's additional section may be cut, in body order.

@@ -348,6 +348,9 @@ impl SecondaryZone {
             };
             let diff = diffs.and_then(|diffs| merge(&diffs));
             let notifies = self.store.replace(&mut zones, position, new_zone, diff);
+            // A transfer confirms the copy: its expiry counts from now in
+            // the table published next (EDNS EXPIRE, metrics).
+            zones[position].refreshed_at = Some(now_unix());
             self.store.publish(&zones);
             notifies
         };

@@ -13,6 +13,7 @@ use crate::slowpath::zones::{self, TransferView, ZoneStore};
 use crate::tsig::{self, RequestCheck, ResponseSigner};
 use crate::wire::message::{self, Header, MessageWriter};
 use crate::wire::name;
+use crate::wire::query::OPTION_EXPIRE;
 use crate::wire::rtype::{self, CLASS_IN};
 use crate::zone::{self, Record, Zone, ZoneDiff};
 
@@ -56,6 +57,18 @@ pub fn without_tsig(request: &[u8], unsigned_len: usize) -> Option<Vec<u8>> {
         unsigned[10..12].copy_from_slice(&arcount.checked_sub(1)?.to_be_bytes());
     }
     Some(unsigned)
+}
+
+/// True when OPT RDATA `options` holds option `code`.
+fn has_option(mut options: &[u8], code: u16) -> bool {
+    while let Some(header) = options.get(..4) {
+        let length = usize::from(u16::from_be_bytes([header[2], header[3]]));
+        if u16::from_be_bytes([header[0], header[1]]) == code {
+            return true;
+        }
+        options = options.get(4 + length..).unwrap_or(&[]);
+    }
+    false
 }
 
 /// "TSIG BADSIG (key NAME)" for the log.
@@ -178,10 +191,14 @@ pub fn serve(
                 }
                 Some(zone) => {
                     let plan = plan(&view, zone, client_serial);
+                    let wants_expire = parsed.additional.iter().any(|record| {
+                        record.rtype == rtype::OPT && has_option(&record.rdata, OPTION_EXPIRE)
+                    });
                     let stream = Stream {
                         id: header.id,
                         flags: reply_flags(&header, rcode::NOERROR),
                         question: (request, parsed_question_end(request)),
+                        expire: view.expire.filter(|_| wants_expire),
                     };
                     match stream.write(&plan, &mut send_signed) {
                         Ok(messages) => Outcome::Sent {
@@ -341,6 +358,8 @@ struct Stream<'a> {
     /// The request, and where its question ends (copied into the first
     /// message, RFC 5936 §2.2.1).
     question: (&'a [u8], usize),
+    /// EDNS EXPIRE (RFC 7314) for the first message, when asked.
+    expire: Option<u32>,
 }
 
 impl Stream<'_> {
@@ -353,6 +372,7 @@ impl Stream<'_> {
     ) -> io::Result<usize> {
         let mut messages = 0;
         let mut writer = self.first_message();
+        let mut first = true;
         for record in &plan.records {
             let fits = writer.push_record(
                 0,
@@ -365,13 +385,14 @@ impl Stream<'_> {
             if fits {
                 continue;
             }
-            send(
-                std::mem::replace(
-                    &mut writer,
-                    MessageWriter::new(self.id, self.flags, MESSAGE_LEN_MAX),
-                )
-                .finish(),
-            )?;
+            let mut full = std::mem::replace(
+                &mut writer,
+                MessageWriter::new(self.id, self.flags, MESSAGE_LEN_MAX),
+            );
+            if std::mem::replace(&mut first, false) {
+                self.push_expire(&mut full);
+            }
+            send(full.finish())?;
             messages += 1;
             if !writer.push_record(
                 0,
@@ -387,13 +408,31 @@ impl Stream<'_> {
                 ));
             }
         }
+        if first {
+            self.push_expire(&mut writer);
+        }
         send(writer.finish())?;
         Ok(messages + 1)
     }
 
+    /// Our OPT record with the EXPIRE option, when the request asked; the
+    /// first message was filled leaving room for it.
+    fn push_expire(&self, writer: &mut MessageWriter) {
+        if let Some(seconds) = self.expire {
+            let mut rdata = Vec::with_capacity(8);
+            rdata.extend_from_slice(&OPTION_EXPIRE.to_be_bytes());
+            rdata.extend_from_slice(&4u16.to_be_bytes());
+            rdata.extend_from_slice(&seconds.to_be_bytes());
+            let payload = crate::respond::UDP_PAYLOAD_SIZE_MAX;
+            writer.push_record(2, &[0], rtype::OPT, payload, 0, &rdata);
+        }
+    }
+
     fn first_message(&self) -> MessageWriter {
         let (request, question_end) = self.question;
-        let mut writer = MessageWriter::new(self.id, self.flags, MESSAGE_LEN_MAX);
+        // Room for the OPT record with EXPIRE: 11 + 8 bytes.
+        let limit = MESSAGE_LEN_MAX - if self.expire.is_some() { 19 } else { 0 };
+        let mut writer = MessageWriter::new(self.id, self.flags, limit);
         let mut qname = Vec::new();
         if let Some(end) = name::read_compressed(request, message::HEADER_LEN, &mut qname)
             && let Some(fixed) = request.get(end..end + 4)

@@ -109,6 +109,9 @@ pub struct ZoneStore {
     pub transfers_running: std::sync::atomic::AtomicUsize,
     /// Set on SIGTERM: no new transfer out starts.
     pub stopping: AtomicBool,
+    /// The published table's EXPIRE board, so a secondary's successful SOA
+    /// check moves its expiry without a new table.
+    expiry: ArcSwap<compile::ExpiryBoard>,
     /// Tables published so far, and how long the last one took to compile.
     pub table_generation: AtomicU64,
     pub table_compile_ns: AtomicU64,
@@ -137,6 +140,9 @@ pub struct TransferView {
     pub changes: Option<Vec<ZoneDiff>>,
     pub transfer_to: Vec<TransferPeer>,
     pub tsig_required: Vec<Option<u16>>,
+    /// The EDNS EXPIRE value (RFC 7314) now: a primary's SOA expire, the
+    /// seconds left of a secondary's copy.
+    pub expire: Option<u32>,
 }
 
 /// The snapshots of `zones` the workers read without a lock.
@@ -182,6 +188,7 @@ impl ZoneStore {
             counters: ReplicationCounters::default(),
             reload_failed: AtomicU64::new(0),
             transfers_running: std::sync::atomic::AtomicUsize::new(0),
+            expiry: ArcSwap::from_pointee(compile::ExpiryBoard::default()),
             stopping: AtomicBool::new(false),
             table_generation: AtomicU64::new(0),
             table_compile_ns: AtomicU64::new(0),
@@ -254,6 +261,11 @@ impl ZoneStore {
         if let Some(nsid) = &self.nsid {
             table.set_nsid(nsid.as_bytes());
         }
+        let board = Arc::new(compile::ExpiryBoard::new(
+            zones.iter().filter_map(zone_expiry).collect(),
+        ));
+        table.set_expiry(Arc::clone(&board));
+        self.expiry.store(board);
         self.table_compile_ns
             .store(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
         self.published.publish(table);
@@ -345,6 +357,13 @@ impl ZoneStore {
             }),
             transfer_to: served.transfer_to.clone(),
             tsig_required: served.tsig_required.clone(),
+            expire: zone_expiry(served).map(|(_, expiry)| match expiry {
+                compile::ZoneExpiry::Fixed(seconds) => seconds,
+                compile::ZoneExpiry::Until(at) => {
+                    let left = at.saturating_sub(crate::slowpath::xfr_out::now_unix());
+                    u32::try_from(left).unwrap_or(u32::MAX)
+                }
+            }),
         })
     }
 
@@ -410,6 +429,9 @@ impl ZoneStore {
         let zones = &mut self.lock();
         if let Some(served) = zones.iter_mut().find(|served| served.origin == origin) {
             served.refreshed_at = Some(now);
+            if let Some((_, expires)) = secondary_times(served) {
+                self.expiry.load().set_until(origin, expires);
+            }
         }
         self.refresh_status(zones);
     }
@@ -478,6 +500,17 @@ impl ZoneStore {
         let wire = name::from_text(name_text)?;
         self.keys().iter().find(|key| key.name == wire).cloned()
     }
+}
+
+/// What EDNS EXPIRE (RFC 7314) says of a zone with data: a primary's SOA
+/// expire, or when a secondary's copy expires.
+fn zone_expiry(served: &ServedZone) -> Option<(Box<[u8]>, compile::ZoneExpiry)> {
+    let zone = served.zone.as_deref()?;
+    let expiry = match &served.source {
+        Source::File(_) => compile::ZoneExpiry::Fixed(zone::soa_fields_of(zone)?.expire),
+        Source::Secondary(_) => compile::ZoneExpiry::Until(secondary_times(served)?.1),
+    };
+    Some((served.origin.clone().into_boxed_slice(), expiry))
 }
 
 /// A secondary zone's (refreshed, expires) times, when it has a copy.

@@ -26,12 +26,16 @@ pub struct Edns {
     pub dnssec_ok: bool,
     /// The query carried an NSID option (RFC 5001).
     pub nsid_requested: bool,
+    /// The query carried an EDNS EXPIRE option (RFC 7314).
+    pub expire_requested: bool,
     /// The query's COOKIE option (RFC 7873), the first when it had more.
     pub cookie: Option<CookieOption>,
 }
 
 /// EDNS option code of NSID (RFC 5001).
 pub const OPTION_NSID: u16 = 3;
+/// EDNS option code of EXPIRE (RFC 7314).
+pub const OPTION_EXPIRE: u16 = 9;
 
 /// Where a COOKIE option (RFC 7873 §4) lies in the packet, so it is read
 /// from there and never copied. Recorded whatever its length: whether a
@@ -74,6 +78,7 @@ impl CookieOption {
 struct EdnsOptions {
     nsid: bool,
     cookie: Option<CookieOption>,
+    expire: bool,
 }
 
 /// Reads the options in OPT RDATA (RFC 6891 §6.1.2), which starts at
@@ -84,6 +89,7 @@ fn read_options(mut options: &[u8], rdata_at: usize) -> Option<EdnsOptions> {
     let mut read = EdnsOptions {
         nsid: false,
         cookie: None,
+        expire: false,
     };
     let mut at = rdata_at;
     while !options.is_empty() {
@@ -93,6 +99,7 @@ fn read_options(mut options: &[u8], rdata_at: usize) -> Option<EdnsOptions> {
         options = options.get(4 + length..)?;
         match code {
             OPTION_NSID => read.nsid = true,
+            OPTION_EXPIRE => read.expire = true,
             OPTION_COOKIE if read.cookie.is_none() => {
                 read.cookie = Some(CookieOption {
                     data_at: at + 4,
@@ -125,6 +132,9 @@ pub struct Query {
     /// Set by `respond` when it answered the COOKIE option (cookies on and
     /// the query had one); `None` after `parse`.
     pub cookie_answer: Option<CookieAnswer>,
+    /// Set by `respond` when it answered an EXPIRE option (RFC 7314): the
+    /// seconds the zone stays valid.
+    pub expire_answer: Option<u32>,
 }
 
 /// Why a packet is not a query we answer normally.
@@ -152,6 +162,7 @@ impl Default for Query {
             edns: None,
             signed: false,
             cookie_answer: None,
+            expire_answer: None,
         }
     }
 }
@@ -178,6 +189,7 @@ impl Query {
         self.edns = None;
         self.signed = false;
         self.cookie_answer = None;
+        self.expire_answer = None;
         self.question_end = HEADER_LEN;
         if self.flags & 0x8000 != 0 {
             return Err(Malformed::Drop);
@@ -238,6 +250,7 @@ impl Query {
                     version: (record.ttl >> 16) as u8,
                     dnssec_ok: record.ttl & 0x8000 != 0,
                     nsid_requested: options.nsid,
+                    expire_requested: options.expire,
                     cookie: options.cookie,
                 });
             }
@@ -375,6 +388,7 @@ mod tests {
                 version: 0,
                 dnssec_ok: true,
                 nsid_requested: false,
+                expire_requested: false,
                 cookie: None,
             })
         );
