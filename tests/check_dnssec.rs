@@ -23,6 +23,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use common::TempDir;
+use common::signing::{Denial, Signing, sign_zone};
 
 const ROOT_ZONE_FILE: &str = "../shared/data/root.zone.2020101902.signed";
 const ORIGIN: &str = "check.test.";
@@ -55,14 +56,6 @@ red      DNAME blue
 blue     A     192.0.2.9
 "#;
 
-/// How the test zone is signed.
-#[derive(Clone, Copy, Debug)]
-enum Denial {
-    Nsec,
-    Nsec3,
-    Nsec3OptOut,
-}
-
 /// Signs `ZONE` in `dir` with a fresh KSK and ZSK of `algorithm`, valid
 /// from `inception` to `expiration`, one record per line (`-O full`).
 /// Returns the signed file, or `None` (after a skip notice) without BIND's
@@ -74,61 +67,14 @@ fn sign(
     inception: &str,
     expiration: &str,
 ) -> Option<PathBuf> {
-    let expired = expiration < "2025";
-    let (Some(keygen), Some(signzone)) = (
-        common::require_tool("dnssec-keygen"),
-        common::require_tool("dnssec-signzone"),
-    ) else {
-        return None;
+    let signing = Signing {
+        algorithm,
+        denial,
+        inception,
+        expiration,
+        one_record_per_line: true,
     };
-    let unsigned = dir.join("zone.unsigned");
-    fs::write(&unsigned, ZONE).expect("write zone");
-    for ksk in [true, false] {
-        let mut command = Command::new(&keygen);
-        command
-            .current_dir(dir)
-            .args(["-q", "-a", algorithm, "-K"])
-            .arg(dir);
-        if ksk {
-            command.args(["-f", "KSK"]);
-        }
-        let output = command.arg(ORIGIN).output().expect("run dnssec-keygen");
-        assert!(
-            output.status.success(),
-            "dnssec-keygen -a {algorithm}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-    let signed = dir.join("zone.signed");
-    let mut command = Command::new(&signzone);
-    command
-        .current_dir(dir)
-        .args(["-q", "-S", "-O", "full", "-K"])
-        .arg(dir)
-        .args(["-s", inception, "-e", expiration, "-o", ORIGIN])
-        // Its own check of the result wants signatures valid now.
-        .args(if expired { &["-P"][..] } else { &[] })
-        .arg("-f")
-        .arg(&signed);
-    match denial {
-        Denial::Nsec => {}
-        Denial::Nsec3 => {
-            command.args(["-3", "cafe", "-H", "2"]);
-        }
-        Denial::Nsec3OptOut => {
-            command.args(["-3", "-", "-A"]);
-        }
-    }
-    let output = command
-        .arg(&unsigned)
-        .output()
-        .expect("run dnssec-signzone");
-    assert!(
-        output.status.success(),
-        "dnssec-signzone: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    Some(signed)
+    sign_zone(dir, ORIGIN, ZONE, signing).map(|(signed, _)| signed)
 }
 
 /// What `ringdns check-zone ARGS` did.

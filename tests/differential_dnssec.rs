@@ -24,10 +24,11 @@
 mod common;
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use common::compare::{self, Case, case, mixed_case, subdir};
+use common::signing::{Denial, Signing, sign_zone};
 use common::{
     Edns, QueryOpts, ServerProcess, TempDir, corefile_for, env_flag, find_tool, free_port,
     spawn_ringdns, start_knot, start_nsd,
@@ -340,94 +341,13 @@ fn own_zone_cases() -> Vec<Case> {
     cases
 }
 
-/// How the test zone is signed.
-#[derive(Clone, Copy, Debug)]
-pub enum Denial {
-    Nsec,
-    Nsec3,
-    Nsec3OptOut,
-}
-
-/// Signs `zone_text` for `origin` in `dir` with a fresh ECDSA P-256 KSK and
-/// ZSK and fixed validity (2024–2034). Returns the signed file and the
-/// KSK's DNSKEY record text, or `None` (after a skip notice) without
-/// BIND's tools.
-pub fn sign_zone(
-    dir: &Path,
-    origin: &str,
-    zone_text: &str,
-    denial: Denial,
-) -> Option<(PathBuf, String)> {
-    let (Some(keygen), Some(signzone)) = (
-        common::require_tool("dnssec-keygen"),
-        common::require_tool("dnssec-signzone"),
-    ) else {
-        return None;
-    };
-    let unsigned = dir.join("zone.unsigned");
-    fs::write(&unsigned, zone_text).expect("write zone");
-    let keygen_run = |ksk: bool| -> String {
-        let mut command = Command::new(&keygen);
-        command
-            .current_dir(dir)
-            .args(["-q", "-a", "ECDSAP256SHA256", "-K"])
-            .arg(dir);
-        if ksk {
-            command.args(["-f", "KSK"]);
-        }
-        let output = command.arg(origin).output().expect("run dnssec-keygen");
-        assert!(
-            output.status.success(),
-            "dnssec-keygen: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8_lossy(&output.stdout).trim().to_string()
-    };
-    let ksk = keygen_run(true);
-    keygen_run(false);
-    let signed = dir.join("zone.signed");
-    let mut command = Command::new(&signzone);
-    command
-        .current_dir(dir)
-        .args(["-q", "-S", "-K"])
-        .arg(dir)
-        .args(["-s", "20240101000000", "-e", "20340101000000", "-o", origin])
-        .arg("-f")
-        .arg(&signed);
-    match denial {
-        Denial::Nsec => {}
-        Denial::Nsec3 => {
-            command.args(["-3", "cafe", "-H", "2"]);
-        }
-        Denial::Nsec3OptOut => {
-            command.args(["-3", "-", "-A"]);
-        }
-    }
-    let output = command
-        .arg(&unsigned)
-        .output()
-        .expect("run dnssec-signzone");
-    assert!(
-        output.status.success(),
-        "dnssec-signzone: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let key = fs::read_to_string(dir.join(format!("{ksk}.key"))).expect("read KSK");
-    let dnskey = key
-        .lines()
-        .find(|line| !line.starts_with(';') && line.contains("DNSKEY"))
-        .expect("DNSKEY line in the KSK file")
-        .to_string();
-    Some((signed, dnskey))
-}
-
 fn own_zone(label: &str, denial: Denial) {
     if find_tool("dnssec-signzone").is_none() && !env_flag("CI") {
         eprintln!("SKIP: dnssec-signzone not installed");
         return;
     }
     let tmp = TempDir::new(label);
-    let Some((signed, _)) = sign_zone(tmp.path(), ORIGIN, ZONE, denial) else {
+    let Some((signed, _)) = sign_zone(tmp.path(), ORIGIN, ZONE, Signing::ecdsa(denial)) else {
         return;
     };
     let cases = own_zone_cases();
@@ -467,7 +387,7 @@ fn validated_by_delv(label: &str, denial: Denial) {
         return;
     }
     let tmp = TempDir::new(label);
-    let Some((signed, dnskey)) = sign_zone(tmp.path(), ORIGIN, ZONE, denial) else {
+    let Some((signed, dnskey)) = sign_zone(tmp.path(), ORIGIN, ZONE, Signing::ecdsa(denial)) else {
         return;
     };
     // "sig.test. IN DNSKEY 257 3 13 KEY…" → a static trust anchor.

@@ -11,6 +11,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use common::compare::subdir;
 use common::{ServerProcess, TempDir, require_tool, wait_for};
 
 const PRIMARY: &str = "10.77.0.1";
@@ -173,10 +174,7 @@ fn primary_and_secondary_on_two_hosts_in_network_namespaces() {
         }
     };
     let dir = TempDir::new("netns");
-    let (primary_dir, secondary_dir) = (dir.join("primary"), dir.join("secondary"));
-    for directory in [&primary_dir, &secondary_dir] {
-        std::fs::create_dir_all(directory).unwrap();
-    }
+    let (primary_dir, secondary_dir) = (subdir(&dir, "primary"), subdir(&dir, "secondary"));
     let zone_file = primary_dir.join("db.example.com");
     std::fs::write(&zone_file, zone(1, "192.0.2.1")).unwrap();
     let primary = ringdns_in(

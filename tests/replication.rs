@@ -12,6 +12,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::compare::subdir;
 use common::{ServerProcess, TempDir, free_port, require_tool, wait_for};
 
 const ZONE: &str = "example.com.";
@@ -47,28 +48,14 @@ fn write_zone(path: &Path, text: &str) {
 
 /// `kdig +short` for NAME TYPE at `addr`, one line per record.
 fn kdig_short(addr: SocketAddr, name: &str, rtype: &str) -> Vec<String> {
-    let Some(kdig) = common::find_tool("kdig") else {
-        return Vec::new();
-    };
-    let output = Command::new(kdig)
-        .arg(format!("@{}", addr.ip()))
-        .args(["-p", &addr.port().to_string()])
-        .args(["+short", "+retry=0", "+timeout=1", name, rtype])
-        .output()
-        .expect("run kdig");
-    String::from_utf8_lossy(&output.stdout)
+    common::kdig(addr, &["+short", name, rtype])
         .lines()
         .map(str::to_string)
         .collect()
 }
 
 fn soa_serial(addr: SocketAddr) -> Option<u32> {
-    kdig_short(addr, ZONE, "SOA")
-        .first()?
-        .split_whitespace()
-        .nth(2)?
-        .parse()
-        .ok()
+    common::soa_serial(addr, ZONE)
 }
 
 fn localhost(port: u16) -> SocketAddr {
@@ -101,11 +88,6 @@ fn start_knot_secondary(
     secret: Option<&str>,
 ) -> Option<ServerProcess> {
     let knotd = require_tool("knotd")?;
-    let rundir = dir.join("knot-run");
-    let storage = dir.join("knot-db");
-    for directory in [&rundir, &storage] {
-        std::fs::create_dir_all(directory).expect("create knot dirs");
-    }
     let (key_section, key_line) = match secret {
         Some(secret) => (
             format!(
@@ -115,27 +97,14 @@ fn start_knot_secondary(
         ),
         None => (String::new(), String::new()),
     };
-    let conf = format!(
-        "server:\n    rundir: \"{rundir}\"\n    listen: 127.0.0.1@{port}\n    udp-workers: 1\n    tcp-workers: 1\n    background-workers: 1\n\n\
-         control:\n    listen: \"{rundir}/knot.sock\"\n\n\
-         database:\n    storage: \"{storage}\"\n\n\
-         log:\n  - target: stderr\n    any: info\n\n\
-         {key_section}\
+    let sections = format!(
+        "{key_section}\
          remote:\n  - id: primary\n    address: 127.0.0.1@{primary_port}\n{key_line}\n\
          acl:\n  - id: notify_from_primary\n    address: 127.0.0.1\n    action: notify\n{key_line}\n\
          zone:\n  - domain: {ZONE}\n    master: primary\n    acl: notify_from_primary\n    storage: \"{storage}\"\n    zonefile-sync: -1\n    journal-content: changes\n",
-        rundir = rundir.display(),
-        storage = storage.display(),
+        storage = common::knot_storage(dir).display(),
     );
-    let conf_path = dir.join("knot.conf");
-    std::fs::write(&conf_path, conf).expect("write knot.conf");
-    let mut knot = ServerProcess::spawn(
-        "knot",
-        knotd,
-        [OsStr::new("-c"), conf_path.as_os_str()],
-        dir,
-        localhost(port),
-    );
+    let mut knot = common::spawn_knot("knot", knotd, dir, port, &sections);
     knot.wait_ready(ZONE, false);
     Some(knot)
 }
@@ -215,8 +184,7 @@ fn replicate_to_knot_and_bind(tsig: bool) {
     let dir = TempDir::new(if tsig { "repl-tsig" } else { "repl" });
     let (primary_port, knot_port, named_port) = (free_port(), free_port(), free_port());
     let zone_file = dir.write("db.example.com", zone_text(2024010101, VERSION_1));
-    let primary_dir = dir.join("primary");
-    std::fs::create_dir_all(&primary_dir).unwrap();
+    let primary_dir = subdir(&dir, "primary");
     let mut secondaries = vec![knot_port, named_port];
     let wrong_port = free_port();
     if tsig {
@@ -225,16 +193,12 @@ fn replicate_to_knot_and_bind(tsig: bool) {
     let corefile = primary_corefile(primary_port, &zone_file, &secondaries, tsig);
     let primary = common::start_ringdns(&corefile, &primary_dir);
     let secret = tsig.then_some(KEY_SECRET);
-    let knot_dir = dir.join("knot");
-    let named_dir = dir.join("named");
-    for directory in [&knot_dir, &named_dir] {
-        std::fs::create_dir_all(directory).unwrap();
-    }
+    let knot_dir = subdir(&dir, "knot");
+    let named_dir = subdir(&dir, "named");
     let knot = start_knot_secondary(&knot_dir, knot_port, primary_port, secret).unwrap();
     let named = start_named_secondary(&named_dir, named_port, primary_port, secret).unwrap();
     let wrong = if tsig {
-        let wrong_dir = dir.join("knot-wrong");
-        std::fs::create_dir_all(&wrong_dir).unwrap();
+        let wrong_dir = subdir(&dir, "knot-wrong");
         Some(
             start_knot_secondary(&wrong_dir, wrong_port, primary_port, Some(WRONG_SECRET)).unwrap(),
         )
@@ -387,13 +351,11 @@ fn ringdns_secondary_of_knot_feeds_a_knot_secondary() {
     }
     let dir = TempDir::new("ringdns-secondary");
     let (primary_port, secondary_port, tertiary_port) = (free_port(), free_port(), free_port());
-    let primary_dir = dir.join("knot-primary");
-    std::fs::create_dir_all(&primary_dir).unwrap();
+    let primary_dir = subdir(&dir, "knot-primary");
     let zone_file = primary_dir.join("example.com.zone");
     std::fs::write(&zone_file, zone_text(2024010101, VERSION_1)).unwrap();
     let knot_primary = start_knot_primary(&primary_dir, primary_port, &zone_file, secondary_port);
-    let secondary_dir = dir.join("secondary");
-    std::fs::create_dir_all(&secondary_dir).unwrap();
+    let secondary_dir = subdir(&dir, "secondary");
     let corefile = format!(
         "example.com:{secondary_port} {{\n    bind 127.0.0.1\n    secondary {{\n        transfer from 127.0.0.1:{primary_port} key {KEY_NAME}\n    }}\n    transfer {{\n        to 127.0.0.1:{tertiary_port}\n    }}\n    tsig {{\n        secret {KEY_NAME} {KEY_SECRET}\n    }}\n    storage {}\n}}\n",
         secondary_dir.join("data").display()
@@ -406,8 +368,7 @@ fn ringdns_secondary_of_knot_feeds_a_knot_secondary() {
         "{}",
         context()
     );
-    let tertiary_dir = dir.join("tertiary");
-    std::fs::create_dir_all(&tertiary_dir).unwrap();
+    let tertiary_dir = subdir(&dir, "tertiary");
     let tertiary =
         start_knot_secondary(&tertiary_dir, tertiary_port, secondary_port, None).unwrap();
     assert!(wait_for(Duration::from_secs(10), || soa_serial(
@@ -442,40 +403,22 @@ fn ringdns_secondary_of_knot_feeds_a_knot_secondary() {
 
 fn start_knot_primary(dir: &Path, port: u16, zone_file: &Path, notify_port: u16) -> ServerProcess {
     let knotd = require_tool("knotd").expect("knotd");
-    let rundir = dir.join("run");
-    let storage = dir.join("db");
-    for directory in [&rundir, &storage] {
-        std::fs::create_dir_all(directory).unwrap();
-    }
-    let conf = format!(
-        "server:\n    rundir: \"{rundir}\"\n    listen: 127.0.0.1@{port}\n    udp-workers: 1\n    tcp-workers: 1\n    background-workers: 1\n\n\
-         control:\n    listen: \"{rundir}/knot.sock\"\n\n\
-         database:\n    storage: \"{storage}\"\n\n\
-         log:\n  - target: stderr\n    any: info\n\n\
-         key:\n  - id: {KEY_NAME}\n    algorithm: hmac-sha256\n    secret: {KEY_SECRET}\n\n\
+    let sections = format!(
+        "key:\n  - id: {KEY_NAME}\n    algorithm: hmac-sha256\n    secret: {KEY_SECRET}\n\n\
          remote:\n  - id: secondary\n    address: 127.0.0.1@{notify_port}\n    key: {KEY_NAME}\n\n\
          acl:\n  - id: transfer_to_secondary\n    address: 127.0.0.1\n    action: transfer\n    key: {KEY_NAME}\n\n\
          zone:\n  - domain: {ZONE}\n    file: \"{zone_file}\"\n    notify: secondary\n    acl: transfer_to_secondary\n    storage: \"{storage}\"\n    zonefile-sync: -1\n    zonefile-load: difference\n    journal-content: changes\n    semantic-checks: off\n",
-        rundir = rundir.display(),
-        storage = storage.display(),
+        storage = common::knot_storage(dir).display(),
         zone_file = zone_file.display(),
     );
-    let conf_path = dir.join("knot.conf");
-    std::fs::write(&conf_path, conf).unwrap();
-    let mut knot = ServerProcess::spawn(
-        "knot-primary",
-        knotd,
-        [OsStr::new("-c"), conf_path.as_os_str()],
-        dir,
-        localhost(port),
-    );
+    let mut knot = common::spawn_knot("knot-primary", knotd, dir, port, &sections);
     knot.wait_ready(ZONE, true);
     knot
 }
 
 fn knotc_reload(dir: &Path) {
     let knotc = require_tool("knotc").expect("knotc");
-    let socket = dir.join("run").join("knot.sock");
+    let socket = common::knot_control_socket(dir);
     let status = Command::new(knotc)
         .args([
             OsStr::new("-s"),
@@ -524,8 +467,7 @@ fn ringdns_secondary_of_bind_with_tsig_and_a_wrong_key_refused() {
     };
     let dir = TempDir::new("bind-primary");
     let (primary_port, secondary_port, wrong_port) = (free_port(), free_port(), free_port());
-    let named_dir = dir.join("named");
-    std::fs::create_dir_all(&named_dir).unwrap();
+    let named_dir = subdir(&dir, "named");
     let zone_file = named_dir.join("example.com.db");
     // Filler, so the edit is a small part of the zone: BIND answers IXFR
     // with the whole zone when the difference is large (max-ixfr-ratio).
@@ -555,11 +497,8 @@ fn ringdns_secondary_of_bind_with_tsig_and_a_wrong_key_refused() {
     );
     bind.wait_ready(ZONE, true);
 
-    let secondary_dir = dir.join("secondary");
-    let wrong_dir = dir.join("wrong");
-    for directory in [&secondary_dir, &wrong_dir] {
-        std::fs::create_dir_all(directory).unwrap();
-    }
+    let secondary_dir = subdir(&dir, "secondary");
+    let wrong_dir = subdir(&dir, "wrong");
     let corefile = secondary_corefile(
         secondary_port,
         primary_port,
@@ -632,11 +571,11 @@ fn ringdns_primary_to_ringdns_secondary_to_knot_converges() {
     let dir = TempDir::new("ringdns-chain");
     let (primary_port, middle_port, knot_port) = (free_port(), free_port(), free_port());
     let zone_file = dir.write("db.example.com", zone_text(2024010101, VERSION_1));
-    let (primary_dir, middle_dir, knot_dir) =
-        (dir.join("primary"), dir.join("middle"), dir.join("knot"));
-    for directory in [&primary_dir, &middle_dir, &knot_dir] {
-        std::fs::create_dir_all(directory).unwrap();
-    }
+    let (primary_dir, middle_dir, knot_dir) = (
+        subdir(&dir, "primary"),
+        subdir(&dir, "middle"),
+        subdir(&dir, "knot"),
+    );
     let primary = common::start_ringdns(
         &primary_corefile(primary_port, &zone_file, &[middle_port], true),
         &primary_dir,

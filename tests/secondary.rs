@@ -10,10 +10,10 @@ mod common;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{ServerProcess, TempDir, free_port, require_tool, wait_for};
+use common::compare::subdir;
+use common::{ServerProcess, TempDir, free_port, kdig, require_tool, wait_for};
 use ringdns::wire::message::{Header, MessageWriter};
 use ringdns::wire::{name, rtype};
 
@@ -42,28 +42,9 @@ fn localhost(port: u16) -> SocketAddr {
     SocketAddr::from((Ipv4Addr::LOCALHOST, port))
 }
 
-fn kdig(addr: SocketAddr, args: &[&str]) -> String {
-    let Some(kdig) = common::find_tool("kdig") else {
-        return String::new();
-    };
-    let output = Command::new(kdig)
-        .arg(format!("@{}", addr.ip()))
-        .args(["-p", &addr.port().to_string(), "+retry=0", "+timeout=2"])
-        .args(args)
-        .output()
-        .expect("run kdig");
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
 /// The serial the server answers with, `None` for no answer or an error.
 fn soa_serial(addr: SocketAddr) -> Option<u32> {
-    kdig(addr, &["+short", ZONE, "SOA"])
-        .lines()
-        .next()?
-        .split_whitespace()
-        .nth(2)?
-        .parse()
-        .ok()
+    common::soa_serial(addr, ZONE)
 }
 
 fn status(addr: SocketAddr) -> String {
@@ -106,11 +87,8 @@ fn persisted_copy_serves_at_once_expires_without_a_primary_and_recovers() {
     let dir = TempDir::new("secondary-expiry");
     let (primary_port, secondary_port) = (free_port(), free_port());
     let zone_file = dir.write("db.example.com", zone_text(7, (1, 1, 6), 3));
-    let primary_dir = dir.join("primary");
-    let secondary_dir = dir.join("secondary");
-    for directory in [&primary_dir, &secondary_dir] {
-        std::fs::create_dir_all(directory).unwrap();
-    }
+    let primary_dir = subdir(&dir, "primary");
+    let secondary_dir = subdir(&dir, "secondary");
     let primary_text = primary_corefile(primary_port, &zone_file, Some(secondary_port));
     let mut primary = common::start_ringdns(&primary_text, &primary_dir);
     let metrics_port = free_port();
@@ -229,11 +207,8 @@ fn kill_9_during_a_large_transfer_never_leaves_a_torn_zone() {
     let dir = TempDir::new("secondary-kill9");
     let (primary_port, secondary_port) = (free_port(), free_port());
     let zone_file = dir.write("db.example.com", zone_text(1, (3600, 600, 86400), HOSTS));
-    let primary_dir = dir.join("primary");
-    let secondary_dir = dir.join("secondary");
-    for directory in [&primary_dir, &secondary_dir] {
-        std::fs::create_dir_all(directory).unwrap();
-    }
+    let primary_dir = subdir(&dir, "primary");
+    let secondary_dir = subdir(&dir, "secondary");
     let primary_text = primary_corefile(primary_port, &zone_file, Some(secondary_port));
     let mut primary = common::start_ringdns(&primary_text, &primary_dir);
     let corefile = secondary_corefile(
@@ -373,8 +348,7 @@ fn a_bad_primary_never_replaces_the_good_copy() {
     let dir = TempDir::new("secondary-bad-primary");
     let (primary_port, secondary_port) = (free_port(), free_port());
     let zone_file = dir.write("db.example.com", zone_text(50, (1, 1, 86400), 3));
-    let primary_dir = dir.join("primary");
-    std::fs::create_dir_all(&primary_dir).unwrap();
+    let primary_dir = subdir(&dir, "primary");
     let mut primary = common::start_ringdns(
         &primary_corefile(primary_port, &zone_file, None),
         &primary_dir,
@@ -387,8 +361,7 @@ fn a_bad_primary_never_replaces_the_good_copy() {
         "example.com:{secondary_port} {{\n    bind 127.0.0.1\n    secondary {{\n        transfer from 127.0.0.1:{primary_port}\n        refresh-min 1s\n    }}\n    storage {}\n    prometheus 127.0.0.1:{metrics_port}\n}}\n",
         dir.join("storage").display()
     );
-    let secondary_dir = dir.join("secondary");
-    std::fs::create_dir_all(&secondary_dir).unwrap();
+    let secondary_dir = subdir(&dir, "secondary");
     let mut secondary = start_secondary(&corefile, &secondary_dir, secondary_port);
     assert!(wait_for(Duration::from_secs(10), || soa_serial(
         secondary.addr
@@ -437,10 +410,7 @@ fn ready_waits_for_the_secondary_zone() {
     let dir = TempDir::new("secondary-ready");
     let (primary_port, secondary_port, ready_port) = (free_port(), free_port(), free_port());
     let zone_file = dir.write("db.example.com", zone_text(3, (3600, 600, 86400), 3));
-    let (primary_dir, secondary_dir) = (dir.join("primary"), dir.join("secondary"));
-    for directory in [&primary_dir, &secondary_dir] {
-        std::fs::create_dir_all(directory).unwrap();
-    }
+    let (primary_dir, secondary_dir) = (subdir(&dir, "primary"), subdir(&dir, "secondary"));
     let corefile = format!(
         "example.com:{secondary_port} {{\n    bind 127.0.0.1\n    secondary {{\n        transfer from 127.0.0.1:{primary_port}\n    }}\n    storage {}\n    ready 127.0.0.1:{ready_port}\n}}\n",
         dir.join("storage").display()
@@ -515,10 +485,7 @@ fn edns_expire_is_answered_by_primary_and_secondary() {
     let dir = TempDir::new("secondary-expire-option");
     let (primary_port, secondary_port) = (free_port(), free_port());
     let zone_file = dir.write("db.example.com", zone_text(4, (3600, 600, 5000), 3));
-    let (primary_dir, secondary_dir) = (dir.join("primary"), dir.join("secondary"));
-    for directory in [&primary_dir, &secondary_dir] {
-        std::fs::create_dir_all(directory).unwrap();
-    }
+    let (primary_dir, secondary_dir) = (subdir(&dir, "primary"), subdir(&dir, "secondary"));
     let primary = common::start_ringdns(
         &primary_corefile(primary_port, &zone_file, Some(secondary_port)),
         &primary_dir,

@@ -12,9 +12,8 @@
 
 mod common;
 
-use std::ffi::OsStr;
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpStream, UdpSocket};
+use std::net::{Ipv4Addr, TcpStream, UdpSocket};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::*;
@@ -243,31 +242,8 @@ fn start_knot_with_key(dir: &TempDir) -> Option<(ServerProcess, usize)> {
     }
     let records = 3 + ZONE_TXT_RECORDS;
     let zone_file = dir.write("example.com.zone", zone);
-    let rundir = dir.join("knot-run");
-    let storage = dir.join("knot-db");
-    for d in [&rundir, &storage] {
-        std::fs::create_dir_all(d).unwrap();
-    }
-    let conf = format!(
-        r#"server:
-    rundir: "{rundir}"
-    pidfile: "{rundir}/knot.pid"
-    listen: 127.0.0.1@{port}
-    udp-workers: 1
-    tcp-workers: 1
-    background-workers: 1
-
-control:
-    listen: "{rundir}/knot.sock"
-
-database:
-    storage: "{storage}"
-
-log:
-  - target: stderr
-    any: info
-
-key:
+    let sections = format!(
+        r#"key:
   - id: {KEY_NAME}
     algorithm: {ALGORITHM}
     secret: {SECRET}
@@ -288,19 +264,10 @@ zone:
     dnssec-signing: off
     acl: transfer-with-key
 "#,
-        rundir = rundir.display(),
-        storage = storage.display(),
+        storage = common::knot_storage(dir.path()).display(),
         zone_file = zone_file.display(),
     );
-    let conf_path = dir.write("knot.conf", conf);
-    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    let mut server = ServerProcess::spawn(
-        "knot",
-        knotd,
-        [OsStr::new("-c"), conf_path.as_os_str()],
-        dir.path(),
-        addr,
-    );
+    let mut server = common::spawn_knot("knot", knotd, dir.path(), port, &sections);
     server.wait_ready("example.com.", true);
     Some((server, records))
 }

@@ -177,7 +177,8 @@ impl ExpiryBoard {
         }
     }
 
-    fn seconds(&self, apex: &[u8], now: u64) -> Option<u32> {
+    /// The EXPIRE value for zone `apex` at unix time `now`.
+    pub fn seconds(&self, apex: &[u8], now: u64) -> Option<u32> {
         let (_, until, value) = self.zones.iter().find(|(origin, _, _)| &**origin == apex)?;
         let value = value.load(std::sync::atomic::Ordering::Relaxed);
         let seconds = if *until {

@@ -681,16 +681,76 @@ impl Resolver<'_> {
         };
 
         let mut engine = EngineConfig::default();
+        self.for_each_setting(
+            block,
+            "engine",
+            &ENGINE_SETTINGS,
+            |resolver, setting, key, example| {
+                let setting_name = setting.name();
+                if setting.block.is_some() {
+                    resolver.error(
+                        setting_name,
+                        format!("'{key}' takes no block; expected '{example}'"),
+                    );
+                    return;
+                }
+                if key == "cpus" {
+                    // `cpus 0-3 6` and `cpus 0-3, 6` read as `cpus 0-3,6`.
+                    let parts: Vec<&str> = setting
+                        .args()
+                        .iter()
+                        .flat_map(|word| word.text.split(','))
+                        .filter(|part| !part.is_empty())
+                        .collect();
+                    let Some(first) = setting.args().first() else {
+                        resolver.error(
+                            setting_name,
+                            format!("expected a CPU list after 'cpus', like '{example}'"),
+                        );
+                        return;
+                    };
+                    match values::cpu_list(&parts.join(",")) {
+                        Ok(cpus) => engine.cpus = Some(cpus),
+                        Err(message) => resolver.error(first, format!("cpus: {message}")),
+                    }
+                    return;
+                }
+                let [value] = setting.args() else {
+                    resolver.error(
+                        setting_name,
+                        format!("expected one value after '{key}', like '{example}'"),
+                    );
+                    return;
+                };
+                if let Err(message) = engine_setting(&mut engine, key, &value.text) {
+                    resolver.error(value, format!("{key}: {message}"));
+                }
+            },
+        );
+        self.engine = Some((engine, name.clone()));
+    }
+}
+
+impl Resolver<'_> {
+    /// Calls `each` with every line of a settings block (`engine`, `tcp`)
+    /// whose name is in `settings` (name, example), each name once, in
+    /// order: an unknown name or a repeat is an error naming the line, and
+    /// is skipped.
+    fn for_each_setting(
+        &mut self,
+        block: &Block,
+        what: &str,
+        settings: &[(&'static str, &'static str)],
+        mut each: impl FnMut(&mut Self, &Line, &'static str, &'static str),
+    ) {
         let mut seen: Vec<(&str, usize)> = Vec::new();
         for setting in &block.lines {
             let setting_name = setting.name();
-            let Some(&(key, example)) = ENGINE_SETTINGS
-                .iter()
-                .find(|(key, _)| *key == setting_name.text)
+            let Some(&(key, example)) = settings.iter().find(|(key, _)| *key == setting_name.text)
             else {
-                let valid: Vec<&str> = ENGINE_SETTINGS.iter().map(|(key, _)| *key).collect();
+                let valid: Vec<&str> = settings.iter().map(|(key, _)| *key).collect();
                 let message = format!(
-                    "unknown engine setting '{}'; expected one of: {}",
+                    "unknown {what} setting '{}'; expected one of: {}",
                     setting_name.text,
                     valid.join(", ")
                 );
@@ -703,46 +763,8 @@ impl Resolver<'_> {
                 continue;
             }
             seen.push((key, setting_name.line));
-            if setting.block.is_some() {
-                self.error(
-                    setting_name,
-                    format!("'{key}' takes no block; expected '{example}'"),
-                );
-                continue;
-            }
-            if key == "cpus" {
-                // `cpus 0-3 6` and `cpus 0-3, 6` read as `cpus 0-3,6`.
-                let parts: Vec<&str> = setting
-                    .args()
-                    .iter()
-                    .flat_map(|word| word.text.split(','))
-                    .filter(|part| !part.is_empty())
-                    .collect();
-                let Some(first) = setting.args().first() else {
-                    self.error(
-                        setting_name,
-                        format!("expected a CPU list after 'cpus', like '{example}'"),
-                    );
-                    continue;
-                };
-                match values::cpu_list(&parts.join(",")) {
-                    Ok(cpus) => engine.cpus = Some(cpus),
-                    Err(message) => self.error(first, format!("cpus: {message}")),
-                }
-                continue;
-            }
-            let [value] = setting.args() else {
-                self.error(
-                    setting_name,
-                    format!("expected one value after '{key}', like '{example}'"),
-                );
-                continue;
-            };
-            if let Err(message) = engine_setting(&mut engine, key, &value.text) {
-                self.error(value, format!("{key}: {message}"));
-            }
+            each(self, setting, key, example);
         }
-        self.engine = Some((engine, name.clone()));
     }
 }
 

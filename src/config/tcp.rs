@@ -61,34 +61,21 @@ impl Resolver<'_> {
             self.tcp = Some((tcp, name.clone()));
             return;
         };
-        let mut seen: Vec<(&str, usize)> = Vec::new();
-        for setting in &block.lines {
-            let key = setting.name();
-            let Some(&(known, example)) = SETTINGS.iter().find(|(known, _)| *known == key.text)
-            else {
-                let valid: Vec<&str> = SETTINGS.iter().map(|(known, _)| *known).collect();
-                let message = format!(
-                    "unknown tcp setting '{}'; expected one of: {}",
-                    key.text,
-                    valid.join(", ")
-                );
-                self.error(key, message);
-                continue;
-            };
-            if let Some((_, first_line)) = seen.iter().find(|(seen_key, _)| *seen_key == known) {
-                let message = format!("'{known}' is already set at line {first_line}");
-                self.error(key, message);
-                continue;
-            }
-            seen.push((known, key.line));
-            let ([value], None) = (setting.args(), &setting.block) else {
-                self.error(key, format!("expected one value: '{example}'"));
-                continue;
-            };
-            if let Err(message) = tcp_setting(&mut tcp, known, &value.text) {
-                self.error(value, format!("{known}: {message}"));
-            }
-        }
+        self.for_each_setting(
+            block,
+            "tcp",
+            &SETTINGS,
+            |resolver, setting, known, example| {
+                let key = setting.name();
+                let ([value], None) = (setting.args(), &setting.block) else {
+                    resolver.error(key, format!("expected one value: '{example}'"));
+                    return;
+                };
+                if let Err(message) = tcp_setting(&mut tcp, known, &value.text) {
+                    resolver.error(value, format!("{known}: {message}"));
+                }
+            },
+        );
         self.tcp = Some((tcp, name.clone()));
     }
 }

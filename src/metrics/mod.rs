@@ -816,17 +816,13 @@ mod tests {
         assert_eq!(slot("xexample.com"), ZONE_SLOTS, "labels, not bytes");
     }
 
-    #[test]
-    fn counts_sum_across_workers_and_render() {
-        let (first, second) = (QueryCounters::default(), QueryCounters::default());
-        first.record(Proto::Udp, Family::V4, 1, 0, false, true);
-        first.record(Proto::Udp, Family::V4, 1, 3, true, true);
-        second.record(Proto::Tcp, Family::V6, 9999, 16, false, false);
-        let text = render(&Snapshot {
+    /// A snapshot of `counters` and nothing else.
+    fn snapshot<'a>(counters: &'a [&'a QueryCounters]) -> Snapshot<'a> {
+        Snapshot {
             server: "dns://:53",
-            counters: &[&first, &second],
-            workers: &[(3, 2, 1)],
-            zones: &[("example.".to_string(), 7, 12, true)],
+            counters,
+            workers: &[],
+            zones: &[],
             zone_labels: &[],
             replication: None,
             journals: &[],
@@ -834,8 +830,23 @@ mod tests {
             table_generation: 1,
             table_compile_ns: 0,
             secondaries: &[],
-            table_names: 5,
+            table_names: 0,
             reload_failed: 0,
+        }
+    }
+
+    #[test]
+    fn counts_sum_across_workers_and_render() {
+        let (first, second) = (QueryCounters::default(), QueryCounters::default());
+        first.record(Proto::Udp, Family::V4, 1, 0, false, true);
+        first.record(Proto::Udp, Family::V4, 1, 3, true, true);
+        second.record(Proto::Tcp, Family::V6, 9999, 16, false, false);
+        let zones = [("example.".to_string(), 7, 12, true)];
+        let text = render(&Snapshot {
+            workers: &[(3, 2, 1)],
+            zones: &zones,
+            table_names: 5,
+            ..snapshot(&[&first, &second])
         });
         assert!(text.contains("coredns_dns_requests_total{server=\"dns://:53\",zone=\".\",view=\"\",proto=\"udp\",family=\"1\",type=\"A\"} 2\n"));
         assert!(text.contains("proto=\"tcp\",family=\"2\",type=\"other\"} 1\n"));
@@ -855,21 +866,7 @@ mod tests {
         counters.record_cookie(ServerCookieCheck::Valid);
         counters.record_cookie(ServerCookieCheck::Valid);
         counters.record_cookie(ServerCookieCheck::Invalid);
-        let text = render(&Snapshot {
-            server: "dns://:53",
-            counters: &[&counters],
-            workers: &[],
-            zones: &[],
-            zone_labels: &[],
-            replication: None,
-            journals: &[],
-            loaded_at: &[],
-            table_generation: 1,
-            table_compile_ns: 0,
-            secondaries: &[],
-            table_names: 0,
-            reload_failed: 0,
-        });
+        let text = render(&snapshot(&[&counters]));
         assert!(text.contains("ringdns_cookie_valid_total 2\n"));
         assert!(text.contains("ringdns_cookie_invalid_total 1\n"));
         assert!(text.contains("ringdns_cookie_client_only_total 0\n"));

@@ -238,7 +238,7 @@ pub fn reload(config: &config::Config, store: &Arc<ZoneStore>) {
                 "ringdns: zone {origin_text}: reloaded serial {}",
                 new.serial()
             );
-            notifies.extend(store.replace(&mut zones, index, new, None));
+            notifies.extend(store.replace(&mut zones, index, new, Vec::new()));
             changed += 1;
         }
         if changed > 0 {
@@ -333,7 +333,8 @@ pub fn reload_config(
     }
     let (fresh, _, _) = server::served_zones(&new, storage);
     let keys = server::tsig_keys(&new);
-    let mut notifies = Vec::new();
+    // New zones with data: their secondaries are told, as at start-up.
+    let mut new_with_data: Vec<Vec<u8>> = Vec::new();
     let mut new_secondaries = Vec::new();
     {
         let mut zones = store.lock();
@@ -374,9 +375,8 @@ pub fn reload_config(
                             secondary.clone(),
                         ));
                     }
-                    if let Some(zone) = &fresh_zone.zone {
-                        let serial = zone.serial();
-                        notifies.push((fresh_zone.origin.clone(), serial));
+                    if fresh_zone.zone.is_some() {
+                        new_with_data.push(fresh_zone.origin.clone());
                     }
                     merged.push(fresh_zone);
                 }
@@ -398,7 +398,7 @@ pub fn reload_config(
     notify::send_all(
         startup
             .into_iter()
-            .filter(|notify| notifies.iter().any(|(origin, _)| *origin == notify.origin))
+            .filter(|notify| new_with_data.contains(&notify.origin))
             .collect(),
         store,
     );

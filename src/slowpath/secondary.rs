@@ -346,8 +346,9 @@ impl SecondaryZone {
             else {
                 return Err("the zone is no longer configured".into());
             };
-            let diff = diffs.and_then(|diffs| merge(&diffs));
-            let notifies = self.store.replace(&mut zones, position, new_zone, diff);
+            let notifies =
+                self.store
+                    .replace(&mut zones, position, new_zone, diffs.unwrap_or_default());
             // A transfer confirms the copy: its expiry counts from now in
             // the table published next (EDNS EXPIRE, metrics).
             zones[position].refreshed_at = Some(now_unix());
@@ -357,16 +358,6 @@ impl SecondaryZone {
         zones::count(&self.store.counters.transfers_in[index]);
         crate::slowpath::notify::send_all(notifies, &self.store);
         Ok(Refreshed::Updated { serial, how })
-    }
-}
-
-/// Several IXFR differences as one (for the journal of a secondary that
-/// feeds further secondaries): only when there is exactly one; otherwise
-/// the store diffs the zones itself.
-fn merge(diffs: &[ZoneDiff]) -> Option<ZoneDiff> {
-    match diffs {
-        [one] => Some(one.clone()),
-        _ => None,
     }
 }
 

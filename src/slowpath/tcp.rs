@@ -334,6 +334,22 @@ struct Connection {
 }
 
 impl Connection {
+    /// A connection just accepted (`stream` `None` in tests), idle from
+    /// `now`.
+    fn new(stream: Option<TcpStream>, peer: SocketAddr, now: Instant) -> Connection {
+        Connection {
+            stream,
+            peer,
+            input: Vec::new(),
+            output: Vec::new(),
+            output_sent: 0,
+            message_started: None,
+            active_at: now,
+            read_closed: false,
+            writable: false,
+        }
+    }
+
     fn output_pending(&self) -> bool {
         self.output_sent < self.output.len()
     }
@@ -771,17 +787,7 @@ impl EventLoop {
             self.free.push(slot);
             return;
         }
-        self.slots[slot] = Some(Connection {
-            stream: Some(stream),
-            peer,
-            input: Vec::new(),
-            output: Vec::new(),
-            output_sent: 0,
-            message_started: None,
-            active_at: now,
-            read_closed: false,
-            writable: false,
-        });
+        self.slots[slot] = Some(Connection::new(Some(stream), peer, now));
         self.lru.push_back(slot);
         *self.by_address.entry(address).or_default() += 1;
         self.open += 1;
@@ -1085,17 +1091,7 @@ mod tests {
     }
 
     fn connection(now: Instant) -> Connection {
-        Connection {
-            stream: None,
-            peer: "127.0.0.1:1".parse().unwrap(),
-            input: Vec::new(),
-            output: Vec::new(),
-            output_sent: 0,
-            message_started: None,
-            active_at: now,
-            read_closed: false,
-            writable: false,
-        }
+        Connection::new(None, "127.0.0.1:1".parse().unwrap(), now)
     }
 
     #[test]

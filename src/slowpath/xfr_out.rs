@@ -13,7 +13,7 @@ use crate::slowpath::zones::{self, TransferView, ZoneStore};
 use crate::tsig::{self, RequestCheck, ResponseSigner};
 use crate::wire::message::{self, Header, MessageWriter};
 use crate::wire::name;
-use crate::wire::query::OPTION_EXPIRE;
+use crate::wire::query::{OPTION_EXPIRE, Query};
 use crate::wire::rtype::{self, CLASS_IN};
 use crate::zone::{self, Record, Zone, ZoneDiff};
 
@@ -57,18 +57,6 @@ pub fn without_tsig(request: &[u8], unsigned_len: usize) -> Option<Vec<u8>> {
         unsigned[10..12].copy_from_slice(&arcount.checked_sub(1)?.to_be_bytes());
     }
     Some(unsigned)
-}
-
-/// True when OPT RDATA `options` holds option `code`.
-fn has_option(mut options: &[u8], code: u16) -> bool {
-    while let Some(header) = options.get(..4) {
-        let length = usize::from(u16::from_be_bytes([header[2], header[3]]));
-        if u16::from_be_bytes([header[0], header[1]]) == code {
-            return true;
-        }
-        options = options.get(4 + length..).unwrap_or(&[]);
-    }
-    false
 }
 
 /// "TSIG BADSIG (key NAME)" for the log.
@@ -134,10 +122,10 @@ pub fn serve(
             return send(&error_reply(request, &header, rcode::FORMERR));
         }
     };
-    let Some(parsed) = without_tsig(request, unsigned_len)
-        .as_deref()
-        .and_then(message::read_message)
-    else {
+    let Some(unsigned) = without_tsig(request, unsigned_len) else {
+        return send(&error_reply(request, &header, rcode::FORMERR));
+    };
+    let Some(parsed) = message::read_message(&unsigned) else {
         return send(&error_reply(request, &header, rcode::FORMERR));
     };
     let Some((qname, qtype, qclass)) = parsed.question.clone() else {
@@ -191,9 +179,10 @@ pub fn serve(
                 }
                 Some(zone) => {
                     let plan = plan(&view, zone, client_serial);
-                    let wants_expire = parsed.additional.iter().any(|record| {
-                        record.rtype == rtype::OPT && has_option(&record.rdata, OPTION_EXPIRE)
-                    });
+                    // The query parser reads the OPT record's options.
+                    let mut query = Query::default();
+                    let _ = query.parse(&unsigned);
+                    let wants_expire = query.edns.is_some_and(|edns| edns.expire_requested);
                     let stream = Stream {
                         id: header.id,
                         flags: reply_flags(&header, rcode::NOERROR),

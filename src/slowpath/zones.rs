@@ -296,29 +296,35 @@ impl ZoneStore {
     }
 
     /// Replaces the data of zone `index` by `new` (already validated, with
-    /// a newer serial), recording the difference in its journal, and
-    /// returns where to send NOTIFY. The caller publishes.
+    /// a newer serial), recording in its journal `diffs` (the differences
+    /// from the served version to `new`, in order, as an IXFR brought them)
+    /// or, when there are none, the difference computed between the two.
+    /// Returns where to send NOTIFY. The caller publishes.
     pub fn replace(
         &self,
         zones: &mut [ServedZone],
         index: usize,
         new: Zone,
-        diff: Option<ZoneDiff>,
+        mut diffs: Vec<ZoneDiff>,
     ) -> Vec<Notify> {
         let Some(served) = zones.get_mut(index) else {
             return Vec::new();
         };
-        let diff = diff.or_else(|| served.zone.as_deref().map(|old| zone::diff(old, &new)));
-        match diff {
-            Some(diff) => {
-                if let Err(error) = served.journal.append(diff) {
-                    eprintln!(
-                        "ringdns: warning: zone {}: cannot write the journal: {error}",
-                        served.origin_text
-                    );
-                }
+        if diffs.is_empty()
+            && let Some(old) = served.zone.as_deref()
+        {
+            diffs.push(zone::diff(old, &new));
+        }
+        if diffs.is_empty() {
+            served.journal.clear();
+        }
+        for diff in diffs {
+            if let Err(error) = served.journal.append(diff) {
+                eprintln!(
+                    "ringdns: warning: zone {}: cannot write the journal: {error}",
+                    served.origin_text
+                );
             }
-            None => served.journal.clear(),
         }
         let serial = new.serial();
         served.zone = Some(Arc::new(new));
@@ -357,13 +363,10 @@ impl ZoneStore {
             }),
             transfer_to: served.transfer_to.clone(),
             tsig_required: served.tsig_required.clone(),
-            expire: zone_expiry(served).map(|(_, expiry)| match expiry {
-                compile::ZoneExpiry::Fixed(seconds) => seconds,
-                compile::ZoneExpiry::Until(at) => {
-                    let left = at.saturating_sub(crate::slowpath::xfr_out::now_unix());
-                    u32::try_from(left).unwrap_or(u32::MAX)
-                }
-            }),
+            expire: self
+                .expiry
+                .load()
+                .seconds(origin, crate::slowpath::xfr_out::now_unix()),
         })
     }
 

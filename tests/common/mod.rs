@@ -21,6 +21,7 @@
 #![allow(dead_code)]
 
 pub mod compare;
+pub mod signing;
 
 use std::collections::hash_map::RandomState;
 use std::collections::{BTreeSet, HashSet};
@@ -495,15 +496,56 @@ pub fn start_knot(
     let knotd = require_tool("knotd")?;
     let zone = absolute(zone_origin);
     let zone_copy = stage_zone_file(zone_file, dir, "knot");
-    let rundir = dir.join("knot-run");
-    let storage = dir.join("knot-db");
-    for d in [&rundir, &storage] {
-        fs::create_dir_all(d).unwrap_or_else(|e| panic!("cannot create {}: {e}", d.display()));
-    }
-    // One worker of each kind keeps the two-core CI machines responsive.
     // semantic-checks off: only Knot's mandatory checks apply, so a test
     // zone may contain odd-but-legal data. journal-content none and
     // zonefile-sync -1: Knot never writes the journal or the zone file.
+    let zone_section = format!(
+        r#"zone:
+  - domain: "{zone}"
+    file: "{zone_copy}"
+    storage: "{storage}"
+    semantic-checks: off
+    journal-content: none
+    zonefile-sync: -1
+    zonefile-load: whole
+    dnssec-signing: off
+"#,
+        storage = knot_storage(dir).display(),
+        zone_copy = zone_copy.display(),
+    );
+    let mut server = spawn_knot("knot", knotd, dir, port, &zone_section);
+    server.wait_ready(&zone, true);
+    Some(server)
+}
+
+/// Where a Knot started by [`spawn_knot`] in `dir` keeps its databases.
+pub fn knot_storage(dir: &Path) -> PathBuf {
+    dir.join("knot-db")
+}
+
+/// The control socket of a Knot started by [`spawn_knot`] in `dir`.
+pub fn knot_control_socket(dir: &Path) -> PathBuf {
+    dir.join("knot-run").join("knot.sock")
+}
+
+/// Starts `knotd` (not waiting for it) on 127.0.0.1:`port` with the
+/// server, control, database and log sections every test instance shares,
+/// every file it writes inside `dir` ([`knot_storage`],
+/// [`knot_control_socket`]), followed by `sections` (keys, remotes, ACLs,
+/// zones). One worker of each kind keeps the two-core CI machines
+/// responsive.
+pub fn spawn_knot(
+    name: &str,
+    knotd: PathBuf,
+    dir: &Path,
+    port: u16,
+    sections: &str,
+) -> ServerProcess {
+    let rundir = dir.join("knot-run");
+    let storage = knot_storage(dir);
+    for d in [&rundir, &storage] {
+        fs::create_dir_all(d).unwrap_or_else(|e| panic!("cannot create {}: {e}", d.display()));
+    }
     let conf = format!(
         r#"server:
     rundir: "{rundir}"
@@ -514,7 +556,7 @@ pub fn start_knot(
     background-workers: 1
 
 control:
-    listen: "{rundir}/knot.sock"
+    listen: "{socket}"
 
 database:
     storage: "{storage}"
@@ -523,32 +565,20 @@ log:
   - target: stderr
     any: info
 
-zone:
-  - domain: "{zone}"
-    file: "{zone_copy}"
-    storage: "{storage}"
-    semantic-checks: off
-    journal-content: none
-    zonefile-sync: -1
-    zonefile-load: whole
-    dnssec-signing: off
-"#,
+{sections}"#,
         rundir = rundir.display(),
+        socket = knot_control_socket(dir).display(),
         storage = storage.display(),
-        zone_copy = zone_copy.display(),
     );
     let conf_path = dir.join("knot.conf");
     fs::write(&conf_path, conf).expect("write knot.conf");
-    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    let mut server = ServerProcess::spawn(
-        "knot",
+    ServerProcess::spawn(
+        name,
         knotd,
         [OsStr::new("-c"), conf_path.as_os_str()],
         dir,
-        addr,
-    );
-    server.wait_ready(&zone, true);
-    Some(server)
+        SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+    )
 }
 
 /// Starts NSD serving `zone_origin` from `zone_file` on 127.0.0.1:`port` in
@@ -1162,4 +1192,31 @@ pub fn wait_for(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool 
         }
         thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// kdig's standard output for `@addr ARGS` (one try, 2 s timeout); empty
+/// when kdig is not installed.
+pub fn kdig(addr: SocketAddr, args: &[&str]) -> String {
+    let Some(kdig) = find_tool("kdig") else {
+        return String::new();
+    };
+    let output = Command::new(kdig)
+        .arg(format!("@{}", addr.ip()))
+        .args(["-p", &addr.port().to_string(), "+retry=0", "+timeout=2"])
+        .args(args)
+        .output()
+        .expect("run kdig");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// The SOA serial `addr` answers for `zone`, `None` for no answer or an
+/// error.
+pub fn soa_serial(addr: SocketAddr, zone: &str) -> Option<u32> {
+    kdig(addr, &["+short", zone, "SOA"])
+        .lines()
+        .next()?
+        .split_whitespace()
+        .nth(2)?
+        .parse()
+        .ok()
 }
