@@ -764,3 +764,55 @@ fn sigterm_lets_a_running_transfer_finish() {
         .expect("it exits");
     assert!(status.success(), "{status}");
 }
+
+/// `tsig { require AXFR }`: an unsigned AXFR is refused (NOTAUTH) even
+/// from a listed address, a signed one is served.
+#[test]
+fn tsig_require_refuses_unsigned_transfers() {
+    let Some(kdig) = require_tool("kdig") else {
+        return;
+    };
+    let dir = TempDir::new("tsig-require");
+    let port = free_port();
+    let zone_file = dir.write("db.example.com", zone_text(9, VERSION_1));
+    let primary = common::start_ringdns(
+        &format!(
+            "example.com:{port} {{\n    bind 127.0.0.1\n    file {}\n    transfer {{\n        to *\n    }}\n    tsig {{\n        secret {KEY_NAME} {KEY_SECRET}\n        require AXFR\n    }}\n}}\n",
+            zone_file.display()
+        ),
+        dir.path(),
+    );
+    let axfr = |key: Option<&str>| {
+        let mut command = Command::new(&kdig);
+        command.args([
+            "@127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "+retry=0",
+            "+timeout=2",
+        ]);
+        if let Some(key) = key {
+            command.args(["-y", key]);
+        }
+        let output = command.args([ZONE, "AXFR"]).output().expect("kdig");
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    };
+    let unsigned = axfr(None);
+    assert!(unsigned.contains("NOTAUTH"), "{unsigned}");
+    assert!(!unsigned.contains("192.0.2.1"), "{unsigned}");
+    let signed = axfr(Some(&format!("hmac-sha256:{KEY_NAME}:{KEY_SECRET}")));
+    assert!(
+        signed.contains("192.0.2.1"),
+        "{signed}\n{}",
+        primary.output()
+    );
+    assert!(
+        primary
+            .stderr()
+            .contains("tsig require: the request is not signed")
+    );
+}
